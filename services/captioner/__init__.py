@@ -1,0 +1,1 @@
+"""captioner: describes sampled keyframes (planned; see the captioner/indexer issue)."""

@@ -1,0 +1,1 @@
+"""detector: batched object detection on frames (planned; see the detector issue)."""

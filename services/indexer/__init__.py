@@ -1,0 +1,1 @@
+"""indexer: embeds captions and writes k-NN vectors to OpenSearch (planned)."""

@@ -1,0 +1,1 @@
+"""ingest: decodes camera streams and video files with PyAV and publishes JPEG frames to Kafka."""

@@ -1,0 +1,1 @@
+"""Runtime shared by all services: settings, Kafka I/O, dead letters, metrics, logging."""

@@ -1,0 +1,222 @@
+"""Settings shared by every service: Kafka connection and security, topic names, the YAML loader.
+
+Every service has one frozen pydantic-settings class with its own environment prefix
+(``VSA_INGEST_``, ``VSA_DETECTOR_``...). Kafka and OpenSearch connection settings are shared and
+read from the conventional variables (``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_SASL_USERNAME``...,
+``OPENSEARCH_URL``...), so one Secret can feed every pod. Precedence, highest first: explicit
+arguments, environment variables, the optional YAML file, defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+#: Largest message any vsa topic carries: room for a 4K JPEG at high quality. The same number is
+#: set on the broker (message.max.bytes), on every topic (max.message.bytes), on producers
+#: (message.max.bytes) and consumers (fetch.max.bytes, max.partition.fetch.bytes), so a frame that
+#: one side accepts is never refused by another.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+DEFAULT_OPENSEARCH_URL = "http://127.0.0.1:19200"
+
+_yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("vsa_yaml", default=None)
+
+
+class ConfigError(Exception):
+    """Raised for invalid configuration, with a message that names the file and the field."""
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the settings from the YAML file chosen with :func:`load_settings`, if any."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _yaml_path.get()
+        if path is None:
+            return {}
+        data = read_yaml(path)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        return data
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, turning I/O and syntax errors into a :class:`ConfigError`."""
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            return yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+
+
+class VsaSettings(BaseSettings):
+    """Base of every settings class: frozen, unknown keys refused, env > YAML > defaults."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_nested_delimiter="__")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+@contextlib.contextmanager
+def _yaml_file(path: Path | None) -> Iterator[None]:
+    token = _yaml_path.set(path)
+    try:
+        yield
+    finally:
+        _yaml_path.reset(token)
+
+
+def load_settings(cls: type[SettingsT], yaml_file: Path | None = None, **overrides: Any) -> SettingsT:
+    """Build settings from overrides, environment and an optional YAML file.
+
+    Validation errors become a :class:`ConfigError` that names the file (or the environment) and
+    every offending field, so a service can print one clear line and exit.
+    """
+    source = str(yaml_file) if yaml_file else "environment"
+    try:
+        with _yaml_file(yaml_file):
+            return cls(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid {cls.__name__} from {source}: {problems}") from exc
+
+
+class KafkaSettings(VsaSettings):
+    """How to reach Kafka. Read from ``KAFKA_*`` variables, shared by all services."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_")
+
+    bootstrap_servers: str = Field(
+        DEFAULT_BOOTSTRAP,
+        description="Comma-separated host:port list. Set it to use an existing cluster; the "
+        "default is the local devstack broker.",
+        min_length=1,
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="librdkafka security.protocol."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = Field(
+        None, description="SASL mechanism when security_protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (masked in logs).")
+    ssl_ca_location: str | None = Field(None, description="CA bundle path for SSL.")
+    ssl_certificate_location: str | None = Field(None, description="Client certificate path.")
+    ssl_key_location: str | None = Field(None, description="Client key path.")
+    ssl_key_password: SecretStr | None = Field(None, description="Client key password.")
+    client_id_prefix: str = Field("vsa", description="Prefix of every client.id.", min_length=1)
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further librdkafka properties passed through unchanged "
+        "(KAFKA_EXTRA='{\"socket.keepalive.enable\": \"true\"}').",
+    )
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka properties for connection and security (secrets revealed here only)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": (
+                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+            ),
+        }
+        conf.update({k: v for k, v in optional.items() if v is not None})
+        conf.update(self.extra)
+        return conf
+
+
+class OpenSearchSettings(VsaSettings):
+    """How to reach OpenSearch. Read from ``OPENSEARCH_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENSEARCH_")
+
+    url: str = Field(DEFAULT_OPENSEARCH_URL, description="Base URL, http(s)://host:port.")
+    username: str | None = Field(None, description="Basic-auth user name.")
+    password: SecretStr | None = Field(None, description="Basic-auth password (masked in logs).")
+    verify_certs: bool = Field(True, description="Verify TLS certificates.")
+    ca_certs: str | None = Field(None, description="CA bundle path for TLS.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class TopicSpec(BaseModel):
+    """How one topic is created: partitions, retention and cleanup policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partitions: int = Field(8, ge=1, le=10_000, description="Partitions; bounds consumer parallelism.")
+    replication_factor: int = Field(1, ge=1, le=16, description="Replicas of every partition.")
+    retention_ms: int = Field(
+        3_600_000, ge=-1, description="How long messages are kept (-1: forever). Frames are large: "
+        "keep this short and raise it only with the disk to match."
+    )
+    compact: bool = Field(False, description="Log compaction (latest value per key) instead of delete.")
+
+
+class TopicNames(BaseModel):
+    """Names of the vsa topics. ``prefix`` lets several pipelines (or tests) share one cluster."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prefix: str = Field("", description="Prepended to every topic name, e.g. 'site-a.'.")
+    frames: str = "frames"
+    detections: str = "detections"
+    tracks: str = "tracks"
+    alerts: str = "alerts"
+    keyframes: str = "keyframes"
+    captions: str = "captions"
+    camera_config: str = "camera-config"
+    dlq_prefix: str = "dlq."
+
+    def name(self, topic: str) -> str:
+        """Full name of a topic given by its field name (``frames``, ``camera_config``...)."""
+        return self.prefix + str(getattr(self, topic))
+
+    def dlq(self, service: str) -> str:
+        """Dead-letter topic of a service."""
+        return f"{self.prefix}{self.dlq_prefix}{service}"
