@@ -1,1 +1,1 @@
-"""tracker: multi-object tracking and alert rules as a Faust app (planned; see the tracker issue)."""
+"""tracker: multi-object tracking and alert rules (Faust; planned, see the tracker issue)."""

@@ -21,6 +21,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    YamlConfigSettingsSource,
 )
 
 #: Largest message any vsa topic carries: room for a 4K JPEG at high quality. The same number is
@@ -32,27 +33,15 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 DEFAULT_OPENSEARCH_URL = "http://127.0.0.1:19200"
 
-_yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("vsa_yaml", default=None)
+# (settings class, YAML path) being loaded: nested settings built by default factories while the
+# outer class loads must not read the outer class's file.
+_yaml_path: contextvars.ContextVar[tuple[type[BaseSettings], Path] | None] = contextvars.ContextVar(
+    "vsa_yaml", default=None
+)
 
 
 class ConfigError(Exception):
     """Raised for invalid configuration, with a message that names the file and the field."""
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    """Reads the settings from the YAML file chosen with :func:`load_settings`, if any."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = _yaml_path.get()
-        if path is None:
-            return {}
-        data = read_yaml(path)
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-        return data
 
 
 def read_yaml(path: Path) -> Any:
@@ -80,30 +69,38 @@ class VsaSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings)
+        loading = _yaml_path.get()
+        if loading is None or loading[0] is not settings_cls:
+            return (init_settings, env_settings, file_secret_settings)
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=loading[1])
+        return (init_settings, env_settings, yaml_source, file_secret_settings)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 @contextlib.contextmanager
-def _yaml_file(path: Path | None) -> Iterator[None]:
-    token = _yaml_path.set(path)
+def _yaml_file(cls: type[BaseSettings], path: Path | None) -> Iterator[None]:
+    token = _yaml_path.set((cls, path) if path is not None else None)
     try:
         yield
     finally:
         _yaml_path.reset(token)
 
 
-def load_settings(cls: type[SettingsT], yaml_file: Path | None = None, **overrides: Any) -> SettingsT:
+def load_settings(
+    cls: type[SettingsT], yaml_file: Path | None = None, **overrides: Any
+) -> SettingsT:
     """Build settings from overrides, environment and an optional YAML file.
 
     Validation errors become a :class:`ConfigError` that names the file (or the environment) and
     every offending field, so a service can print one clear line and exit.
     """
     source = str(yaml_file) if yaml_file else "environment"
+    if yaml_file is not None and not isinstance(read_yaml(yaml_file), dict):
+        raise ConfigError(f"{yaml_file}: expected a mapping of settings at the top level")
     try:
-        with _yaml_file(yaml_file):
+        with _yaml_file(cls, yaml_file):
             return cls(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
@@ -127,8 +124,8 @@ class KafkaSettings(VsaSettings):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="librdkafka security.protocol."
     )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = Field(
-        None, description="SASL mechanism when security_protocol is SASL_*."
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = (
+        Field(None, description="SASL mechanism when security_protocol is SASL_*.")
     )
     sasl_username: str | None = Field(None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(None, description="SASL password (masked in logs).")
@@ -140,7 +137,7 @@ class KafkaSettings(VsaSettings):
     extra: dict[str, str] = Field(
         default_factory=dict,
         description="Further librdkafka properties passed through unchanged "
-        "(KAFKA_EXTRA='{\"socket.keepalive.enable\": \"true\"}').",
+        '(KAFKA_EXTRA=\'{"socket.keepalive.enable": "true"}\').',
     )
 
     def client_config(self) -> dict[str, Any]:
@@ -189,13 +186,19 @@ class TopicSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    partitions: int = Field(8, ge=1, le=10_000, description="Partitions; bounds consumer parallelism.")
+    partitions: int = Field(
+        8, ge=1, le=10_000, description="Partitions; bounds consumer parallelism."
+    )
     replication_factor: int = Field(1, ge=1, le=16, description="Replicas of every partition.")
     retention_ms: int = Field(
-        3_600_000, ge=-1, description="How long messages are kept (-1: forever). Frames are large: "
-        "keep this short and raise it only with the disk to match."
+        3_600_000,
+        ge=-1,
+        description="How long messages are kept (-1: forever). Frames are large: "
+        "keep this short and raise it only with the disk to match.",
     )
-    compact: bool = Field(False, description="Log compaction (latest value per key) instead of delete.")
+    compact: bool = Field(
+        False, description="Log compaction (latest value per key) instead of delete."
+    )
 
 
 class TopicNames(BaseModel):

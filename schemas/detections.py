@@ -1,0 +1,98 @@
+"""The detections topic (detector -> tracker) and the tracks topic (tracker -> users, captioner)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+from typing_extensions import Self
+
+from .codec import FrameMessage
+from .common import ClassId, ClassName, Dimension, Finite, Score, TrackId, VsaModel, Xyxy
+
+#: Most boxes one message may carry; a detector's top-k is far below this.
+MAX_BOXES = 10_000
+
+TimingName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Millis = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+ModelId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+TrackState = Literal["tentative", "confirmed", "lost"]
+
+
+class Detection(VsaModel):
+    """One detected object in one frame."""
+
+    xyxy: Xyxy
+    class_id: ClassId = Field(description="Index of the class in the model's class list.")
+    class_name: ClassName = Field(description="Name of the class, e.g. 'person', 'car'.")
+    score: Score = Field(description="Detection confidence, 0..1.")
+
+
+class Detections(FrameMessage):
+    """Everything the detector found in one frame, with the frame reference and its timings."""
+
+    LOGICAL_TOPIC: ClassVar[str] = "detections"
+
+    width: Dimension = Field(description="Width of the original image, pixels.")
+    height: Dimension = Field(description="Height of the original image, pixels.")
+    model_id: ModelId = Field(description="Which model produced the boxes (name, version, path).")
+    boxes: list[Detection] = Field(
+        default_factory=list,
+        max_length=MAX_BOXES,
+        description="Detections after NMS, in pixels of the original image; may be empty.",
+    )
+    timings: dict[TimingName, Millis] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Time spent per stage for this frame, milliseconds (>= 0): e.g. decode, "
+        "preprocess, infer, postprocess. A batched stage reports the batch's time per frame.",
+    )
+
+
+class TrackedObject(VsaModel):
+    """One object the tracker follows, as seen in one frame."""
+
+    track_id: TrackId = Field(description="Per-camera track id, >= 1, stable across frames.")
+    xyxy: Xyxy
+    class_id: ClassId = Field(description="Index of the class in the detector's class list.")
+    class_name: ClassName = Field(description="Name of the class, e.g. 'person'.")
+    score: Score = Field(description="Confidence of the latest matched detection, 0..1.")
+    velocity_px_s: tuple[Finite, Finite] = Field(
+        description="Estimated velocity (vx, vy) of the box centre, pixels per second; "
+        "x to the right, y down."
+    )
+    age_frames: int = Field(
+        ge=0,
+        le=2**63 - 1,
+        description="Frames since the track was created; 0 on the frame that created it.",
+    )
+    state: TrackState = Field(
+        description="'tentative' until confirmed by enough hits, 'confirmed', or 'lost' while it "
+        "coasts on its prediction without a matched detection."
+    )
+
+
+def check_unique_track_ids(objects: list[TrackedObject], field: str) -> None:
+    """Raise ValueError when two objects of one frame share a track id."""
+    seen: set[int] = set()
+    for index, obj in enumerate(objects):
+        if obj.track_id in seen:
+            raise ValueError(f"{field}[{index}]: track_id {obj.track_id} appears twice")
+        seen.add(obj.track_id)
+
+
+class Tracks(FrameMessage):
+    """The tracker's view of one frame: every live track with its box and velocity."""
+
+    LOGICAL_TOPIC: ClassVar[str] = "tracks"
+
+    tracks: list[TrackedObject] = Field(
+        default_factory=list,
+        max_length=MAX_BOXES,
+        description="Tracked objects in this frame, each track_id at most once; may be empty.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_tracks(self) -> Self:
+        check_unique_track_ids(self.tracks, "tracks")
+        return self

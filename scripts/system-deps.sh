@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vsa needs on a machine: Java 17 and Maven (the local Kafka and
+# OpenSearch), ffmpeg and rtsp-server-perl (live-stream tests serve the sample clip over RTSP/HTTP).
+# Root installs what is missing with apt-get; anyone else gets the command to run.
+#   usage: scripts/system-deps.sh [runtime|test]
+set -euo pipefail
+need=(java:openjdk-17-jre-headless mvn:maven)
+if [[ "${1:-test}" == "test" ]]; then
+  need+=(ffmpeg:ffmpeg rtsp-server-perl:rtsp-server-perl)
+fi
+missing=()
+for pair in "${need[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ $(id -u) -ne 0 ]]; then
+  echo "missing system packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

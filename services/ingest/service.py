@@ -1,0 +1,194 @@
+"""The ingest runner: camera threads → JPEG encoder pool → bounded queues → one Kafka publisher.
+
+Frames go to the frames topic keyed by camera_id (one camera stays ordered in one partition),
+with the JPEG as the value and :class:`~vsa.schemas.FrameMeta` in the headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from vsa.runtime.kafka import Output, Producer
+from vsa.runtime.logs import event
+from vsa.runtime.metrics import Health, ServiceMetrics
+from vsa.runtime.service import StopFlag
+from vsa.schemas import FrameMeta
+from vsa.services.ingest.camera import CameraStatus, CameraWorker, PendingFrame
+from vsa.services.ingest.config import IngestSettings
+from vsa.services.ingest.queues import CameraQueues
+from vsa.services.ingest.resume import last_frame_seqs
+
+log = logging.getLogger("vsa.ingest")
+
+SERVICE = "ingest"
+
+
+@dataclass
+class IngestTotals:
+    """Totals since start, for progress displays and benchmarks."""
+
+    published: int = 0
+    bytes_published: int = 0
+    acked: int = 0
+    delivery_errors: int = 0
+    encode_errors: int = 0
+
+
+class IngestService:
+    """Reads every configured camera and publishes their frames until stopped or done."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        metrics: ServiceMetrics | None = None,
+        health: Health | None = None,
+        stop: StopFlag | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or ServiceMetrics(SERVICE)
+        self.health = health or Health()
+        self.stop = stop or StopFlag()
+        self.topic = settings.topics.name("frames")
+        self.totals = IngestTotals()
+        self.queues: CameraQueues[PendingFrame] = CameraQueues(
+            settings.queue_frames, on_drop=self._on_drop
+        )
+        self.encoders = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="jpeg"
+        )
+        self.producer = Producer(settings.kafka, SERVICE, **{"compression.type": "none"})
+        self.workers: list[CameraWorker] = []
+        self._kinds = {c.camera_id: c.kind for c in settings.cameras}
+        self.published: Counter[str] = Counter()
+
+    def _on_drop(self, camera_id: str, frame: PendingFrame) -> None:
+        frame.jpeg.cancel()
+        self.metrics.frames_dropped.labels(SERVICE, camera_id, "backpressure").inc()
+
+    def camera_status(self) -> dict[str, CameraStatus]:
+        """Per-camera counters (state, decoded, queued, reconnects...)."""
+        return {w.spec.camera_id: w.status for w in self.workers}
+
+    def dropped(self, camera_id: str) -> int:
+        """Frames of a live camera dropped because Kafka was behind."""
+        return self.queues.dropped(camera_id)
+
+    def start(self) -> None:
+        """Recover frame_seq per camera from Kafka, then start the camera threads."""
+        cameras = self.settings.cameras
+        first = last_frame_seqs(
+            self.settings.kafka,
+            self.topic,
+            [c.camera_id for c in cameras],
+            self.settings.seq_recovery_scan,
+        )
+        for spec in cameras:
+            start_seq = first.get(spec.camera_id, -1) + 1
+            worker = CameraWorker(
+                spec, self.settings, self.queues, self.encoders, self.metrics, start_seq
+            )
+            self.workers.append(worker)
+            event(
+                log,
+                "camera_added",
+                camera_id=spec.camera_id,
+                url=spec.url,
+                kind=spec.kind,
+                frame_seq=start_seq,
+            )
+        for worker in self.workers:
+            worker.start()
+        self.health.ready = True
+
+    def run(self, on_tick: Callable[[IngestService], None] | None = None) -> IngestTotals:
+        """Publish until every camera is done, ``max_frames`` is reached or a stop is requested."""
+        if not self.workers:
+            self.start()
+        last_tick = time.monotonic()
+        try:
+            while not self.stop.is_set() and not self._limit_reached():
+                self.health.beat()
+                got = self.queues.get(timeout_s=0.2)
+                if got is not None:
+                    self._publish(*got)
+                elif self._all_done():
+                    break
+                self.producer.poll(0)
+                if on_tick is not None and time.monotonic() - last_tick >= 0.5:
+                    on_tick(self)
+                    last_tick = time.monotonic()
+        finally:
+            self.close()
+        if on_tick is not None:
+            on_tick(self)
+        return self.totals
+
+    def _limit_reached(self) -> bool:
+        limit = self.settings.max_frames
+        return limit is not None and self.totals.published >= limit
+
+    def _all_done(self) -> bool:
+        return all(not w.is_alive() for w in self.workers) and self.queues.depth() == 0
+
+    def _publish(self, camera_id: str, frame: PendingFrame) -> None:
+        try:
+            jpeg, width, height = frame.jpeg.result()
+        except Exception as exc:
+            self.totals.encode_errors += 1
+            self.metrics.count_error("encode")
+            event(
+                log,
+                "encode_failed",
+                logging.WARNING,
+                camera_id=camera_id,
+                frame_seq=frame.frame_seq,
+                error=str(exc),
+            )
+            return
+        meta = FrameMeta(
+            camera_id=camera_id,
+            frame_seq=frame.frame_seq,
+            capture_ts=frame.capture_ts,
+            width=width,
+            height=height,
+            pts_s=frame.pts_s,
+            source=self._kinds[camera_id],
+        )
+        out = Output(self.topic, camera_id, jpeg, meta.to_headers(), int(frame.capture_ts * 1000))
+        self.producer.produce(out, on_delivery=self._on_delivery)
+        self.totals.published += 1
+        self.published[camera_id] += 1
+        self.totals.bytes_published += len(jpeg)
+        self.metrics.count_out(self.topic)
+
+    def _on_delivery(self, err: object, msg: object) -> None:
+        if err is None:
+            self.totals.acked += 1
+            return
+        self.totals.delivery_errors += 1
+        self.metrics.count_error("delivery")
+        event(log, "delivery_failed", logging.ERROR, error=str(err))
+
+    def close(self) -> None:
+        """Stop the cameras, then wait until Kafka acknowledged everything published."""
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            worker.join(timeout=10)
+        self.encoders.shutdown(wait=True, cancel_futures=True)
+        remaining = self.producer.raw.flush(60)
+        if remaining:
+            event(log, "unacknowledged_frames", logging.ERROR, count=remaining)
+        event(
+            log,
+            "stopped",
+            published=self.totals.published,
+            acked=self.totals.acked,
+            delivery_errors=self.totals.delivery_errors,
+        )

@@ -1,0 +1,151 @@
+"""The ``vsa`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from vsa import __version__
+from vsa.runtime.logs import setup_logging
+from vsa.runtime.settings import ConfigError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _devstack(args: argparse.Namespace) -> int:
+    from vsa.devstack import stack
+
+    if args.action == "up":
+        info = stack.up(kafka=not args.no_kafka, opensearch=not args.no_opensearch)
+        print(stack.format_status(stack.status()))
+        if not (info.kafka_external or args.no_kafka):
+            print("stop it with: vsa devstack down")
+    elif args.action == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    elif args.action == "fetch":
+        stack.fetch()
+        print("Kafka and OpenSearch are downloaded and cached")
+    else:
+        st = stack.status()
+        print(stack.format_status(st))
+        return 0 if st.healthy else 1
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from vsa.runtime.kafka import delete_topics, ensure_topics
+    from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
+    from vsa.runtime.topics import TopicsSettings
+
+    overrides: dict[str, object] = {}
+    if args.prefix:
+        overrides["names"] = TopicNames(prefix=args.prefix)
+    if args.partitions:
+        overrides["partitions"] = args.partitions
+    topics = load_settings(TopicsSettings, None, **overrides)
+    kafka = load_settings(KafkaSettings)
+    specs = topics.specs()
+    if args.action == "create":
+        created = ensure_topics(kafka, specs)
+        print(f"created {len(created)} topics, {len(specs) - len(created)} existed already")
+        for name in created:
+            print(f"  {name}  partitions={specs[name].partitions}")
+    elif args.action == "delete":
+        delete_topics(kafka, specs)
+        print(f"deleted {len(specs)} topics")
+    else:
+        for name, spec in specs.items():
+            policy = "compact" if spec.compact else f"retention={spec.retention_ms // 60_000} min"
+            print(f"{name:32} partitions={spec.partitions:<4} {policy}")
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from vsa.services.ingest.run import ingest_main
+
+    return ingest_main(args)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from vsa.services.ingest.run import produce_main
+
+    return produce_main(args)
+
+
+def _assets(args: argparse.Namespace) -> int:
+    from vsa.assets import fetch_vtest
+
+    print(fetch_vtest())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vsa.demo import demo_main
+
+    return demo_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vsa", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"vsa {__version__}")
+    parser.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING (env VSA_LOG_LEVEL)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="Run the main job: local stack + sample cameras, live view.")
+    p.add_argument("--cameras", type=int, default=4, help="Simulated cameras from the sample clip.")
+    p.add_argument("--duration", type=float, default=60.0, help="Seconds to run (Ctrl-C stops).")
+    p.add_argument("--fast", action="store_true", help="Files as fast as possible, not real time.")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("devstack", help="Local Kafka + OpenSearch: up, down, status, fetch.")
+    p.add_argument("action", choices=["up", "down", "status", "fetch"])
+    p.add_argument("--no-kafka", action="store_true", help="up: leave Kafka out.")
+    p.add_argument("--no-opensearch", action="store_true", help="up: leave OpenSearch out.")
+    p.set_defaults(func=_devstack)
+
+    p = sub.add_parser("topics", help="Create, list or delete the pipeline's topics.")
+    p.add_argument("action", choices=["create", "list", "delete"])
+    p.add_argument("--prefix", default="", help="Topic name prefix.")
+    p.add_argument("--partitions", type=int, help="Partitions of keyed topics.")
+    p.set_defaults(func=_topics)
+
+    from vsa.services.ingest.run import add_ingest_args, add_produce_args
+
+    p = sub.add_parser("ingest", help="Run the ingest service (cameras → frames topic).")
+    add_ingest_args(p)
+    p.set_defaults(func=_ingest)
+
+    p = sub.add_parser("produce", help="Push files, image folders or streams as N cameras.")
+    add_produce_args(p)
+    p.set_defaults(func=_produce)
+
+    p = sub.add_parser("assets", help="Fetch the sample clip (vtest.avi) and print its path.")
+    p.set_defaults(func=_assets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.command, args.log_level)
+    func: Command = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"vsa {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        name = type(exc).__name__
+        if name in ("DevstackError", "AssetError"):
+            print(f"vsa {args.command}: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

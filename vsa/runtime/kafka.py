@@ -1,0 +1,217 @@
+"""confluent-kafka clients configured the vsa way: idempotent producer, manual commits, big frames.
+
+- Producers are idempotent (``acks=all``), partition keys with murmur2 like the Java client and
+  aiokafka (so the tracker's Faust tables co-partition with what our producers wrote), and block
+  with back-pressure instead of failing when the local queue is full.
+- Consumers never auto-commit; the service loop commits after outputs are acknowledged.
+- Message size limits are all derived from :data:`MAX_MESSAGE_BYTES`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import Producer as _Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from vsa.runtime.logs import event
+from vsa.runtime.settings import MAX_MESSAGE_BYTES, KafkaSettings, TopicSpec
+
+log = logging.getLogger("vsa.kafka")
+
+Headers = list[tuple[str, bytes]]
+
+
+class DeliveryError(Exception):
+    """Kafka did not acknowledge produced messages; nothing derived from them may be committed."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """One message to produce."""
+
+    topic: str
+    key: str | bytes | None
+    value: bytes
+    headers: Headers | None = None
+    timestamp_ms: int | None = None
+
+
+def producer_config(kafka: KafkaSettings, client_id: str, **overrides: Any) -> dict[str, Any]:
+    """librdkafka producer properties: idempotent, murmur2 partitioning, frame-sized messages."""
+    conf = kafka.client_config()
+    conf.update(
+        {
+            "client.id": f"{kafka.client_id_prefix}-{client_id}",
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "message.max.bytes": MAX_MESSAGE_BYTES + 64 * 1024,
+            "linger.ms": 5,
+            "queue.buffering.max.kbytes": 256 * 1024,
+            "queue.buffering.max.messages": 100_000,
+        }
+    )
+    conf.update(overrides)
+    return conf
+
+
+def consumer_config(
+    kafka: KafkaSettings, client_id: str, group_id: str, **overrides: Any
+) -> dict[str, Any]:
+    """librdkafka consumer properties: manual commits, earliest reset, frame-sized fetches."""
+    fetch_max = 2 * MAX_MESSAGE_BYTES
+    conf = kafka.client_config()
+    conf.update(
+        {
+            "client.id": f"{kafka.client_id_prefix}-{client_id}",
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "fetch.max.bytes": fetch_max,
+            "max.partition.fetch.bytes": MAX_MESSAGE_BYTES + 64 * 1024,
+            "receive.message.max.bytes": fetch_max + 1024 * 1024,
+            "queued.max.messages.kbytes": 128 * 1024,
+            "statistics.interval.ms": 5000,
+        }
+    )
+    conf.update(overrides)
+    return conf
+
+
+class Producer:
+    """An idempotent producer that tracks delivery reports.
+
+    :meth:`produce` never raises for a full local queue: it serves delivery reports until there
+    is room (back-pressure on the caller). :meth:`flush` waits for every acknowledgement and raises
+    :class:`DeliveryError` if any message was refused, so callers commit only after it returns.
+    """
+
+    def __init__(self, kafka: KafkaSettings, client_id: str, **overrides: Any) -> None:
+        self._producer = _Producer(producer_config(kafka, client_id, **overrides))
+        self._failures: list[str] = []
+        self.delivered = 0
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failures.append(f"{msg.topic()}: {err.str()}")
+        else:
+            self.delivered += 1
+
+    def produce(self, out: Output, on_delivery: Callable[[Any, Any], None] | None = None) -> None:
+        """Queue one message; waits (serving callbacks) while librdkafka's queue is full."""
+        kwargs: dict[str, Any] = {"headers": out.headers}
+        if out.timestamp_ms is not None:
+            kwargs["timestamp"] = out.timestamp_ms
+        callback = on_delivery or self._on_delivery
+        while True:
+            try:
+                self._producer.produce(
+                    out.topic, out.value, out.key, on_delivery=callback, **kwargs
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def poll(self, timeout_s: float = 0.0) -> int:
+        """Serve delivery callbacks; returns how many were served."""
+        return int(self._producer.poll(timeout_s))
+
+    def pending(self) -> int:
+        """Messages queued or in flight, not yet acknowledged."""
+        return len(self._producer)
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        """Wait for every queued message to be acknowledged; raise if any was not."""
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            raise DeliveryError(f"{remaining} messages not acknowledged within {timeout_s:.0f} s")
+        self.raise_failures()
+
+    def raise_failures(self) -> None:
+        """Raise :class:`DeliveryError` for deliveries that failed since the last check."""
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryError(f"{len(failures)} messages refused by Kafka, first: {failures[0]}")
+
+    @property
+    def raw(self) -> _Producer:
+        return self._producer
+
+
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    """Broker-side topic properties for a :class:`TopicSpec`."""
+    return {
+        "cleanup.policy": "compact" if spec.compact else "delete",
+        "retention.ms": str(spec.retention_ms),
+        "max.message.bytes": str(MAX_MESSAGE_BYTES),
+    }
+
+
+def ensure_topics(
+    kafka: KafkaSettings, specs: Mapping[str, TopicSpec], timeout_s: float = 30.0
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created.
+
+    Existing topics are left as they are (a partition-count mismatch is logged, never changed:
+    adding partitions moves keys and breaks per-camera ordering).
+    """
+    admin = AdminClient(kafka.client_config())
+    existing = admin.list_topics(timeout=timeout_s).topics
+    for name, spec in specs.items():
+        if name in existing and len(existing[name].partitions) != spec.partitions:
+            event(
+                log,
+                "topic_partitions_differ",
+                logging.WARNING,
+                topic=name,
+                existing=len(existing[name].partitions),
+                configured=spec.partitions,
+            )
+    missing = [
+        NewTopic(name, spec.partitions, spec.replication_factor, config=topic_config(spec))
+        for name, spec in specs.items()
+        if name not in existing
+    ]
+    if not missing:
+        return []
+    created = []
+    for name, future in admin.create_topics(missing, request_timeout=timeout_s).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    _wait_for_metadata(admin, created, timeout_s)
+    for name in created:
+        event(log, "topic_created", topic=name, partitions=specs[name].partitions)
+    return created
+
+
+def _wait_for_metadata(admin: AdminClient, names: Sequence[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        if all(n in topics and topics[n].error is None for n in names):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"topics not visible in metadata after {timeout_s} s: {list(names)}")
+
+
+def delete_topics(kafka: KafkaSettings, names: Iterable[str], timeout_s: float = 30.0) -> None:
+    """Delete topics (tests and `vsa topics delete`); missing topics are ignored."""
+    admin = AdminClient(kafka.client_config())
+    for _name, future in admin.delete_topics(list(names), request_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
