@@ -54,8 +54,15 @@ def ingest(clip: Path, cameras: int, bootstrap: str) -> dict[str, float]:
     topics = load_settings(TopicsSettings, None, names=names, frames_retention_ms=600_000)
     ensure_topics(kafka, {names.name("frames"): topics.specs()[names.name("frames")]})
     specs = tuple(CameraSpec(camera_id=f"cam-{i}", url=str(clip)) for i in range(cameras))
-    settings = load_settings(IngestSettings, None, kafka=kafka, topics=names, cameras=specs,
-                             metrics_port=0, seq_recovery_scan=0)
+    settings = load_settings(
+        IngestSettings,
+        None,
+        kafka=kafka,
+        topics=names,
+        cameras=specs,
+        metrics_port=0,
+        seq_recovery_scan=0,
+    )
     service = IngestService(settings)
     started = time.perf_counter()
     totals = service.run()
@@ -63,14 +70,26 @@ def ingest(clip: Path, cameras: int, bootstrap: str) -> dict[str, float]:
     from vsa.runtime.kafka import delete_topics
 
     delete_topics(kafka, [names.name("frames")])
-    return {"frames": totals.acked, "seconds": seconds,
-            "mb": totals.bytes_published / 1e6, "errors": totals.delivery_errors}
+    return {
+        "frames": totals.acked,
+        "seconds": seconds,
+        "mb": totals.bytes_published / 1e6,
+        "errors": totals.delivery_errors,
+    }
 
 
 def run_scenario(kind: str, cameras: int, bootstrap: str) -> dict[str, float]:
     """Run one scenario in a subprocess; returns its numbers plus peak RSS in MB."""
-    cmd = [sys.executable, __file__, "--scenario", kind, "--cameras", str(cameras),
-           "--bootstrap", bootstrap]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--scenario",
+        kind,
+        "--cameras",
+        str(cameras),
+        "--bootstrap",
+        bootstrap,
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
@@ -79,8 +98,9 @@ def run_scenario(kind: str, cameras: int, bootstrap: str) -> dict[str, float]:
 def _scenario_main(args: argparse.Namespace) -> None:
     clip = fetch_vtest()
     cams = args.cameras[0]
-    result = decode_only(clip, cams) if args.scenario == "decode" else ingest(
-        clip, cams, args.bootstrap)
+    result = (
+        decode_only(clip, cams) if args.scenario == "decode" else ingest(clip, cams, args.bootstrap)
+    )
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -105,19 +125,32 @@ def main() -> None:
         for kind in ("decode", "ingest"):
             runs = [run_scenario(kind, cams, bootstrap) for _ in range(args.repeat)]
             fps = [r["frames"] / r["seconds"] for r in runs]
-            rows.append((kind, cams, int(runs[0]["frames"]), statistics.median(fps),
-                         max(r["rss_mb"] for r in runs)))
+            rows.append(
+                (
+                    kind,
+                    cams,
+                    int(runs[0]["frames"]),
+                    statistics.median(fps),
+                    max(r["rss_mb"] for r in runs),
+                )
+            )
     print_table(rows, args.repeat)
 
 
 def print_table(rows: list[tuple[str, int, int, float, float]], repeat: int) -> None:
-    print(f"\ningest benchmark  {platform.node()}  {platform.processor() or platform.machine()}  "
-          f"cores={__import__('os').cpu_count()}  median of {repeat} runs")
-    print(f"{'scenario':<34}{'cameras':>8}{'frames':>8}{'frames/s':>10}{'vs decode':>11}"
-          f"{'peak RSS MB':>13}")
+    print(
+        f"\ningest benchmark  {platform.node()}  {platform.processor() or platform.machine()}  "
+        f"cores={__import__('os').cpu_count()}  median of {repeat} runs"
+    )
+    print(
+        f"{'scenario':<34}{'cameras':>8}{'frames':>8}{'frames/s':>10}{'vs decode':>11}"
+        f"{'peak RSS MB':>13}"
+    )
     decode_fps = {cams: fps for kind, cams, _, fps, _ in rows if kind == "decode"}
     for kind, cams, frames, fps, rss in rows:
-        label = "PyAV decode only (baseline)" if kind == "decode" else "ingest: decode+JPEG+Kafka ack"
+        label = (
+            "PyAV decode only (baseline)" if kind == "decode" else "ingest: decode+JPEG+Kafka ack"
+        )
         ratio = fps / decode_fps[cams]
         print(f"{label:<34}{cams:>8}{frames:>8}{fps:>10.0f}{ratio:>11.2f}{rss:>13.0f}")
 

@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         name = type(exc).__name__
-        if name in ("DevstackError", "AssetError"):
+        if name in ("DevstackError", "AssetError", "ResumeError"):
             print(f"vsa {args.command}: {exc}", file=sys.stderr)
             return 1
         raise

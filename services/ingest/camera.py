@@ -152,8 +152,10 @@ class CameraWorker(threading.Thread):
     def _enqueue(self, decoded: Decoded) -> None:
         if decoded.jpeg is not None:
             jpeg = _done((decoded.jpeg, decoded.width, decoded.height))
-        else:
+        elif decoded.frame is not None:
             jpeg = self.encoders.submit(encode_jpeg, decoded.frame, self.spec)
+        else:
+            raise ValueError("a decoded frame carries neither pixels nor JPEG bytes")
         item = PendingFrame(self.next_seq, time.time(), decoded.pts_s, jpeg)
         self.next_seq += 1
         live = self.spec.kind == "live"

@@ -67,7 +67,7 @@ class Backoff:
         """Seconds to wait before the next attempt."""
         ceiling = min(self.max_s, self.min_s * (2**self.attempt))
         self.attempt += 1
-        return self.min_s + self.rng.random() * max(0.0, ceiling - self.min_s)
+        return float(self.min_s + self.rng.random() * max(0.0, ceiling - self.min_s))
 
     def reset(self) -> None:
         """Call after a successful connection."""

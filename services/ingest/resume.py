@@ -9,6 +9,7 @@ of messages there finds it without any local state.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ from vsa.runtime.settings import KafkaSettings
 from vsa.schemas import FrameMeta, SchemaError
 
 log = logging.getLogger("vsa.ingest.resume")
+RETRIES = 3
 
 
 def last_frame_seqs(
@@ -29,9 +31,42 @@ def last_frame_seqs(
     """Highest frame_seq per camera among the last ``scan`` messages of its partition.
 
     Cameras not found are absent from the result (they start at 0). ``scan=0`` skips the lookup.
+    Transient Kafka errors are retried; if the lookup still fails, :class:`ResumeError` is raised
+    rather than silently restarting frame_seq at 0.
     """
     if scan <= 0 or not camera_ids:
         return {}
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return _lookup(kafka, topic, camera_ids, scan, timeout_s)
+        except KafkaException as exc:
+            retriable = exc.args[0].retriable() if exc.args else False
+            event(
+                log,
+                "resume_lookup_failed",
+                logging.WARNING,
+                topic=topic,
+                error=str(exc),
+                attempt=attempt,
+                retriable=retriable,
+            )
+            if not retriable or attempt == RETRIES:
+                raise ResumeError(
+                    f"cannot read back the last frame_seq of cameras {list(camera_ids)} from "
+                    f"{topic}: {exc}. Starting them at 0 would reuse (camera_id, frame_seq) keys; "
+                    "set VSA_INGEST_SEQ_RECOVERY_SCAN=0 to do that on purpose."
+                ) from exc
+            time.sleep(0.5 * attempt)
+    return {}
+
+
+class ResumeError(RuntimeError):
+    """frame_seq could not be recovered from Kafka, so ingest must not start."""
+
+
+def _lookup(
+    kafka: KafkaSettings, topic: str, camera_ids: Sequence[str], scan: int, timeout_s: float
+) -> dict[str, int]:
     consumer = Consumer(
         consumer_config(
             kafka, "ingest-resume", "vsa-ingest-resume", **{"enable.partition.eof": True}
@@ -47,9 +82,6 @@ def last_frame_seqs(
         found: dict[str, int] = {}
         for partition, cameras in by_partition.items():
             found.update(_scan_partition(consumer, topic, partition, cameras, scan, timeout_s))
-    except KafkaException as exc:
-        event(log, "resume_lookup_failed", logging.WARNING, topic=topic, error=str(exc))
-        return {}
     finally:
         consumer.close()
     for camera_id, seq in found.items():
@@ -78,7 +110,8 @@ def _scan_partition(
                 continue
             if meta.camera_id in cameras:
                 found[meta.camera_id] = max(found.get(meta.camera_id, -1), meta.frame_seq)
-        if msgs[-1].offset() is not None and msgs[-1].offset() >= high - 1:
+        last_offset = msgs[-1].offset()
+        if last_offset is not None and last_offset >= high - 1:
             break
         if any(m.error() is not None for m in msgs):
             break

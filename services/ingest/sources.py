@@ -55,7 +55,8 @@ def encode_jpeg(frame: av.VideoFrame, spec: CameraSpec) -> tuple[bytes, int, int
     width, height = fit_size(frame.width, frame.height, spec.max_width, spec.max_height)
     yuv = frame.reformat(width=width, height=height, format="yuv420p")
     planes = [
-        np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in yuv.planes
+        np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+        for p in yuv.planes
     ]
     data = simplejpeg.encode_jpeg_yuv_planes(
         planes[0], planes[1], planes[2], quality=spec.jpeg_quality, fastdct=True

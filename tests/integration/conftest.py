@@ -7,6 +7,7 @@ The stack comes from ``vsa.devstack.up`` — the same code as ``vsa devstack up`
 * A part this session started is stopped at the end; one that was already running, or is
   external (``KAFKA_BOOTSTRAP_SERVERS`` / ``OPENSEARCH_URL``), is left alone.
   ``VSA_TEST_KEEP_STACK=1`` keeps what the session started running (faster reruns).
+* ``kafka`` / ``opensearch`` are the same endpoints as ``KafkaSettings`` / ``OpenSearchSettings``.
 * ``unique_name`` gives every test its own topic/index name, so tests never share data.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from vsa.devstack import StackInfo, down, up
+from vsa.runtime.settings import KafkaSettings, OpenSearchSettings, load_settings
 
 
 def _keep_stack() -> bool:
@@ -53,13 +55,25 @@ def stack(kafka_stack: StackInfo, opensearch_stack: StackInfo) -> StackInfo:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(kafka_stack: StackInfo) -> str:
     """Kafka bootstrap servers (``host:port``) of the session's broker."""
-    return kafka_stack.bootstrap_servers
+    return kafka_stack.kafka_bootstrap
 
 
 @pytest.fixture(scope="session")
 def opensearch_url(opensearch_stack: StackInfo) -> str:
     """Base URL of the session's OpenSearch (``http://127.0.0.1:19200`` locally)."""
     return opensearch_stack.opensearch_url
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_bootstrap: str) -> KafkaSettings:
+    """Connection settings for the session's broker (security options from ``KAFKA_*``)."""
+    return load_settings(KafkaSettings, bootstrap_servers=kafka_bootstrap)
+
+
+@pytest.fixture(scope="session")
+def opensearch(opensearch_url: str) -> OpenSearchSettings:
+    """Connection settings for the session's OpenSearch (credentials from ``OPENSEARCH_*``)."""
+    return load_settings(OpenSearchSettings, url=opensearch_url)
 
 
 @pytest.fixture

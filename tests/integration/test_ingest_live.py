@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
 import subprocess
@@ -149,7 +150,11 @@ def test_rtsp_source_reconnects_after_the_server_restarts(
     assert total == service.totals.acked
     frames = by_camera(read_frames(kafka, settings.topics.name("frames"), total))["rtsp"]
     seqs = [meta.frame_seq for meta, _ in frames]
-    assert seqs == list(range(total))
+    assert len(seqs) == total
+    assert seqs == sorted(set(seqs)), "frame_seq strictly increasing"
+    # A live camera drops its oldest queued frame when Kafka falls behind; each drop is counted
+    # and is the only way a frame_seq goes missing.
+    assert len(set(range(seqs[-1] + 1)) - set(seqs)) == service.dropped("rtsp")
     assert {(m.width, m.height) for m, _ in frames} == {(768, 576)}
     assert all(meta.source == "live" for meta, _ in frames)
 
@@ -183,7 +188,8 @@ def test_http_stream_source(
         stderr=log,
     )
     try:
-        wait_port(port)
+        # No port probe here: ffmpeg's -listen 1 server serves exactly one client, and a probe
+        # would be it. Ingest simply retries until the server listens.
         cams = [CameraSpec(camera_id="http", url=url, fps=5)]
         settings = make_settings(kafka, unique_name, cams, open_timeout_s=5)
         service = IngestService(settings)
@@ -200,7 +206,8 @@ def test_http_stream_source(
     assert len(frames) == service.totals.published >= 15
     gaps = [
         b.pts_s - a.pts_s
-        for (a, _), (b, _) in zip(frames, frames[1:], strict=False)
+        for (a, _), (b, _) in itertools.pairwise(frames)
         if a.pts_s is not None and b.pts_s is not None
     ]
-    assert gaps and min(gaps) >= 0.19  # sampled to 5 fps from a 10 fps stream
+    assert gaps
+    assert min(gaps) >= 0.19  # sampled to 5 fps from a 10 fps stream

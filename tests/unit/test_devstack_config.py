@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from vsa.devstack import fetch, stack
+from vsa.devstack import maven, stack
 from vsa.devstack.errors import DevstackError
-from vsa.devstack.fetch import MARKER, MavenDep, is_complete, maven_fetch, render_pom
 from vsa.devstack.kafka import new_cluster_id, render_server_properties
+from vsa.devstack.maven import MARKER, MavenDep, is_complete, maven_fetch, render_pom
 from vsa.devstack.opensearch import render_painless_descriptor
 from vsa.devstack.procs import owned_pid, port_in_use, read_pid, tail_file, write_pid
 from vsa.devstack.settings import DevstackSettings
@@ -142,7 +142,7 @@ def test_fetch_is_skipped_when_complete_and_redone_when_partial(
         calls.append(output_dir)
         (output_dir / "kafka.jar").write_bytes(b"jar")
 
-    monkeypatch.setattr(fetch, "_run_mvn", fake_mvn)
+    monkeypatch.setattr(maven, "_run_mvn", fake_mvn)
     dest = tmp_path / "kafka-3.9.2"
     (dest / "libs").mkdir(parents=True)  # an interrupted earlier download: no marker
     assert not is_complete(dest)
@@ -215,5 +215,6 @@ def test_format_status_table() -> None:
 def test_stack_info_without_a_part_says_so() -> None:
     info = StackInfo(kafka=None, opensearch=None)
     assert info.started == ()
+    assert not info.kafka_external
     with pytest.raises(DevstackError, match="Kafka was not brought up"):
-        _ = info.bootstrap_servers
+        _ = info.kafka_bootstrap

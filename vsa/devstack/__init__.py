@@ -3,9 +3,10 @@
 Public API (used by ``vsa devstack`` and the integration tests' session fixture)::
 
     from vsa.devstack import up, down, status, format_status
-    info = up()                 # StackInfo: bootstrap_servers, opensearch_url, started...
+    info = up()                 # StackInfo: kafka_bootstrap, opensearch_url, started...
     print(format_status(status()))
-    down()                      # list[Stopped]
+    down()                      # ["opensearch (pid 42)", "kafka (pid 41)"]
+    fetch()                     # download/install only
 """
 
 from vsa.devstack.errors import DevstackError
@@ -15,8 +16,8 @@ from vsa.devstack.stack import (
     Endpoint,
     StackInfo,
     StackStatus,
-    Stopped,
     down,
+    fetch,
     format_status,
     status,
     up,
@@ -29,8 +30,8 @@ __all__ = [
     "Endpoint",
     "StackInfo",
     "StackStatus",
-    "Stopped",
     "down",
+    "fetch",
     "format_status",
     "status",
     "up",

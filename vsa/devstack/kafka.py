@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from vsa.devstack.errors import DevstackError
-from vsa.devstack.fetch import MavenDep, maven_fetch
 from vsa.devstack.health import Health
+from vsa.devstack.maven import MavenDep, maven_fetch
 from vsa.devstack.procs import spawn, tail_text, write_pid
 from vsa.devstack.settings import DevstackSettings
 from vsa.devstack.tools import Java
@@ -198,6 +198,7 @@ def kafka_health(client_config: dict[str, Any], timeout_s: float) -> Health:
     try:
         metadata = AdminClient(conf).list_topics(timeout=timeout_s)
     except KafkaException as exc:
-        return Health(False, str(exc.args[0]) if exc.args else repr(exc))
+        error = exc.args[0] if exc.args else None
+        return Health(False, error.str() if isinstance(error, KafkaError) else str(exc))
     topics = [t for t in metadata.topics if not t.startswith("__")]
     return Health(True, f"{len(metadata.brokers)} broker(s), {len(topics)} topic(s)")

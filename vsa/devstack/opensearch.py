@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from vsa.devstack.errors import DevstackError
-from vsa.devstack.fetch import MARKER, MavenDep, extract_zip, is_complete, maven_fetch
 from vsa.devstack.health import Health
+from vsa.devstack.maven import MARKER, MavenDep, extract_zip, is_complete, maven_fetch
 from vsa.devstack.procs import RunAs, spawn, tail_text, write_pid
 from vsa.devstack.settings import DevstackSettings
 from vsa.devstack.tools import Java

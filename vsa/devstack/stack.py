@@ -70,7 +70,7 @@ class StackInfo:
     opensearch: Endpoint | None
 
     @property
-    def bootstrap_servers(self) -> str:
+    def kafka_bootstrap(self) -> str:
         """Kafka bootstrap servers (DevstackError if Kafka was not requested)."""
         if self.kafka is None:
             raise DevstackError("Kafka was not brought up (up(kafka=False))")
@@ -82,6 +82,16 @@ class StackInfo:
         if self.opensearch is None:
             raise DevstackError("OpenSearch was not brought up (up(opensearch=False))")
         return self.opensearch.address
+
+    @property
+    def kafka_external(self) -> bool:
+        """Whether Kafka is an external cluster (``KAFKA_BOOTSTRAP_SERVERS``)."""
+        return self.kafka is not None and self.kafka.external
+
+    @property
+    def opensearch_external(self) -> bool:
+        """Whether OpenSearch is an external cluster (``OPENSEARCH_URL``)."""
+        return self.opensearch is not None and self.opensearch.external
 
     @property
     def started(self) -> tuple[ComponentName, ...]:
@@ -117,15 +127,6 @@ class StackStatus:
     def component(self, name: ComponentName) -> ComponentStatus:
         """The status of one part by name."""
         return next(c for c in self.components if c.name == name)
-
-
-@dataclass(frozen=True)
-class Stopped:
-    """A process :func:`down` stopped; ``forced`` when it needed SIGKILL."""
-
-    name: ComponentName
-    pid: int
-    forced: bool
 
 
 @dataclass(frozen=True)
@@ -239,17 +240,16 @@ def _still_running(pid: int) -> Callable[[], str | None]:
     return check
 
 
-def _failure(comp: _Component, end: Endpoint, timeout_s: float, detail: str) -> DevstackError:
+def _failure(comp: _Component, end: Endpoint, detail: str) -> DevstackError:
     if end.external:
         return DevstackError(
-            f"external {comp.label} at {end.address} (from {comp.env_var}) is not healthy after "
-            f"{timeout_s:.0f} s: {detail}"
+            f"external {comp.label} at {end.address} (from {comp.env_var}) is not usable: {detail}"
         )
     logs = f"Last lines of {comp.log_path}:\n{tail_file(comp.log_path, 20)}"
     if not end.started:
         return DevstackError(
-            f"{comp.label} (pid {end.pid}) runs but is not healthy after {timeout_s:.0f} s "
-            f"({detail}); stop it with `vsa devstack down` and retry. {logs}"
+            f"{comp.label} (pid {end.pid}) runs but is not healthy ({detail}); stop it with "
+            f"`vsa devstack down` and retry. {logs}"
         )
     return DevstackError(f"{comp.label} failed to start: {detail}. {logs}")
 
@@ -264,17 +264,18 @@ def _wait(comp: _Component, end: Endpoint, timeout_s: float) -> None:
             what, lambda: comp.probe(end.address, end.external, probe_timeout), timeout_s, alive
         )
     except ProcessEndedError as exc:
-        raise _failure(comp, end, timeout_s, f"the process {exc.detail} during start") from None
+        raise _failure(comp, end, f"the process {exc.detail} during start") from None
     if not result.healthy:
-        reason = f"not healthy within {timeout_s:.0f} s (last check: {result.detail})"
-        raise _failure(comp, end, timeout_s, reason)
+        reason = f"no healthy answer within {timeout_s:.0f} s (last check: {result.detail})"
+        raise _failure(comp, end, reason)
 
 
-def _stop_component(comp: _Component, pid: int, timeout_s: float) -> Stopped:
+def _stop_component(comp: _Component, pid: int, timeout_s: float) -> str:
+    """Stop one part; returns ``"<name> (pid N)"``, plus ``", killed"`` when SIGKILL was needed."""
     log.info("stopping %s", comp.label, extra={"pid": pid})
     forced = stop(pid, timeout_s)
     comp.pid_file.unlink(missing_ok=True)
-    return Stopped(comp.name, pid, forced)
+    return f"{comp.name} (pid {pid}{', killed' if forced else ''})"
 
 
 def _selected(settings: DevstackSettings, kafka: bool, opensearch: bool) -> list[_Component]:
@@ -319,21 +320,40 @@ def up(
 
 def down(
     *, kafka: bool = True, opensearch: bool = True, settings: DevstackSettings | None = None
-) -> list[Stopped]:
+) -> list[str]:
     """Stop the processes ``up`` started (found by pid file and checked by command line).
 
     External endpoints and processes this stack did not start are never touched. Data stays:
-    the next ``up`` finds the same topics and indices. Returns what was stopped.
+    the next ``up`` finds the same topics and indices. Returns what was stopped, one
+    ``"<name> (pid N)"`` per process (``"..., killed)"`` when SIGTERM was not enough).
     """
     settings = settings if settings is not None else load_settings(DevstackSettings)
-    stopped: list[Stopped] = []
+    stopped: list[str] = []
     with file_lock(settings.state_path / "devstack.lock"):
         for comp in reversed(_selected(settings, kafka, opensearch)):
             pid = owned_pid(comp.pid_file, comp.marker)
             if pid is not None:
                 stopped.append(_stop_component(comp, pid, settings.stop_timeout_s))
-    log.info("stack down", extra={"stopped": ",".join(s.name for s in stopped) or "nothing"})
+    log.info("stack down", extra={"stopped": ", ".join(stopped) or "nothing"})
     return stopped
+
+
+def fetch(
+    *, kafka: bool = True, opensearch: bool = True, settings: DevstackSettings | None = None
+) -> list[Path]:
+    """Download (and install) the parts without starting them; returns their cached folders.
+
+    Ignores ``KAFKA_BOOTSTRAP_SERVERS`` / ``OPENSEARCH_URL``: asking to fetch means fetch. Useful
+    to warm a cache (CI image, before going offline). OpenSearch's install needs Java.
+    """
+    settings = settings if settings is not None else load_settings(DevstackSettings)
+    folders: list[Path] = []
+    with file_lock(settings.state_path / "devstack.lock"):
+        if kafka:
+            folders.append(kafka_mod.fetch_kafka(settings))
+        if opensearch:
+            folders.append(os_mod.install_opensearch(settings, find_java()))
+    return folders
 
 
 def _component_status(comp: _Component) -> ComponentStatus:

@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import Producer as _Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from vsa.runtime.logs import event
 from vsa.runtime.settings import MAX_MESSAGE_BYTES, KafkaSettings, TopicSpec
@@ -200,10 +200,17 @@ def _wait_for_metadata(admin: AdminClient, names: Sequence[str], timeout_s: floa
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         topics = admin.list_topics(timeout=timeout_s).topics
-        if all(n in topics and topics[n].error is None for n in names):
+        if all(_has_leaders(topics.get(n)) for n in names):
             return
         time.sleep(0.1)
     raise TimeoutError(f"topics not visible in metadata after {timeout_s} s: {list(names)}")
+
+
+def _has_leaders(meta: Any) -> bool:
+    """True once a new topic is in metadata and every partition has a leader to talk to."""
+    if meta is None or meta.error is not None or not meta.partitions:
+        return False
+    return all(p.leader >= 0 and p.error is None for p in meta.partitions.values())
 
 
 def delete_topics(kafka: KafkaSettings, names: Iterable[str], timeout_s: float = 30.0) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from vsa.runtime.kafka import Output, Producer, consumer_config
+from vsa.runtime.kafka import Headers, Output, Producer, consumer_config
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics
 from vsa.runtime.settings import KafkaSettings
@@ -96,7 +96,11 @@ def dead_letter(service: str, topic: str, msg: Message, exc: BaseException) -> O
         source_offset=max(msg.offset() or 0, 0),
         failed_ts=time.time(),
     )
-    original = [(k, bytes(v)) for k, v in (msg.headers() or []) if v is not None]
+    original: Headers = []
+    for header in msg.headers() or []:
+        name, value = header[0], header[1]
+        if value is not None:
+            original.append((name, value.encode() if isinstance(value, str) else bytes(value)))
     return Output(topic, msg.key(), msg.value() or b"", headers=original + meta.to_headers())
 
 
@@ -222,7 +226,8 @@ class BatchLoop:
     def _commit(self, msgs: Sequence[Message]) -> None:
         next_offsets: dict[tuple[str, int], int] = {}
         for msg in msgs:
-            if msg.error() is None or msg.error().code() != KafkaError._PARTITION_EOF:
+            err = msg.error()
+            if err is None or err.code() != KafkaError._PARTITION_EOF:
                 key = (msg.topic() or "", msg.partition() or 0)
                 next_offsets[key] = max(next_offsets.get(key, 0), (msg.offset() or 0) + 1)
         if next_offsets:
