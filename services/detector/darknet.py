@@ -150,7 +150,14 @@ _SECTION_ALIASES = {"network": "net", "conv": "convolutional", "max": "maxpool"}
 SUPPORTED_ACTIVATIONS = ("leaky", "linear", "relu", "logistic")
 # Options that change inference and are not implemented, with the value that is harmless.
 _UNSUPPORTED_OPTIONS: dict[str, dict[str, str | None]] = {
-    "convolutional": {"dilation": "1", "binary": "0", "xnor": "0", "antialiasing": "0"},
+    "convolutional": {
+        "dilation": "1",
+        "binary": "0",
+        "xnor": "0",
+        "antialiasing": "0",
+        "stride_x": None,
+        "stride_y": None,
+    },
     "maxpool": {"stride_x": None, "stride_y": None, "maxpool_depth": "0", "antialiasing": "0"},
     "upsample": {"scale": "1"},
     "yolo": {"new_coords": "0"},

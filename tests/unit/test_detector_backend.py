@@ -12,7 +12,6 @@ import pytest
 from onnx import TensorProto, helper
 from pydantic import TypeAdapter, ValidationError
 
-from vsa.assets import fetch_vtest
 from vsa.services.detector.backends import (
     AutoConfig,
     BackendConfig,
@@ -119,10 +118,10 @@ def test_missing_provider_is_refused(tmp_path: Path) -> None:
         OnnxRuntimeBackend(_reshape_model(tmp_path / "m.onnx"), config)
 
 
-def _vtest_frames(indices: set[int]) -> list[np.ndarray]:
+def _vtest_frames(clip: Path, indices: set[int]) -> list[np.ndarray]:
     """RGB frames of vtest.avi at ``indices``, in order."""
     frames = []
-    with av.open(str(fetch_vtest())) as container:
+    with av.open(str(clip)) as container:
         for index, frame in enumerate(container.decode(video=0)):
             if index in indices:
                 frames.append(frame.to_ndarray(format="rgb24"))
@@ -139,8 +138,10 @@ def tiny_backend() -> OnnxRuntimeBackend:
 
 
 @pytest.mark.slow
-def test_yolov3_tiny_finds_the_pedestrians_of_vtest(tiny_backend: OnnxRuntimeBackend) -> None:
-    (frame,) = _vtest_frames({100})
+def test_yolov3_tiny_finds_the_pedestrians_of_vtest(
+    tiny_backend: OnnxRuntimeBackend, vtest: Path
+) -> None:
+    (frame,) = _vtest_frames(vtest, {100})
     result = detect_batch(tiny_backend, [frame], SelectionParams(conf_threshold=0.3))
     (found,) = result.detections
     people = found.xyxy[found.class_ids == PERSON]
@@ -154,8 +155,10 @@ def test_yolov3_tiny_finds_the_pedestrians_of_vtest(tiny_backend: OnnxRuntimeBac
 
 
 @pytest.mark.slow
-def test_a_batch_gives_what_each_frame_gives_alone(tiny_backend: OnnxRuntimeBackend) -> None:
-    frames = _vtest_frames({0, 50, 100, 150, 200, 250, 300, 350})
+def test_a_batch_gives_what_each_frame_gives_alone(
+    tiny_backend: OnnxRuntimeBackend, vtest: Path
+) -> None:
+    frames = _vtest_frames(vtest, {0, 50, 100, 150, 200, 250, 300, 350})
     params = SelectionParams()
     batch = detect_batch(tiny_backend, frames, params).detections
     for frame, found in zip(frames, batch, strict=True):

@@ -18,7 +18,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from vsa.assets import fetch_vtest
 from vsa.services.detector.darknet import (
     Conv,
     DarknetError,
@@ -286,18 +285,18 @@ def tiny_cv2() -> cv2.dnn.Net:
     return cv2.dnn.readNetFromDarknet(str(files.cfg), str(files.weights))
 
 
-def _spread_frames(count: int) -> Iterator[np.ndarray]:
+def _spread_frames(clip: Path, count: int) -> Iterator[np.ndarray]:
     """``count`` RGB frames spread evenly through vtest.avi."""
     wanted = {round(i * (VTEST_FRAMES - 1) / (count - 1)) for i in range(count)}
-    with av.open(str(fetch_vtest())) as container:
+    with av.open(str(clip)) as container:
         for index, frame in enumerate(container.decode(video=0)):
             if index in wanted:
                 yield frame.to_ndarray(format="rgb24")
 
 
 @pytest.fixture(scope="module")
-def vtest_blob() -> np.ndarray:
-    frames = list(_spread_frames(FRAME_COUNT))
+def vtest_blob(vtest: Path) -> np.ndarray:
+    frames = list(_spread_frames(vtest, FRAME_COUNT))
     assert len(frames) == FRAME_COUNT
     return letterbox(frames, (416, 416)).pixels
 
