@@ -121,8 +121,13 @@ def _decode_packets(
         raise SourceDamagedError(f"{spec.url}: damaged data: {damaged}")
 
 
-def read_images(spec: CameraSpec, fps: float = 10.0) -> Iterator[Decoded]:
-    """Images of a folder in name order; JPEGs that need no scaling are passed through as is."""
+def read_images(spec: CameraSpec) -> Iterator[Decoded]:
+    """Images of a folder in name order; JPEGs that need no scaling are passed through as is.
+
+    Each image is one frame, ``1 / fps`` seconds after the previous (10 fps without a target), so
+    a target fps paces a folder (with ``realtime``) instead of skipping images.
+    """
+    fps = spec.fps or 10.0
     files = sorted(p for p in Path(spec.url).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise SourceError(f"{spec.url}: no images ({', '.join(IMAGE_SUFFIXES)})")

@@ -111,3 +111,44 @@ def test_topics_list_shows_the_layout() -> None:
     for name in expected:
         assert name in stdout
     assert "partitions=6" in stdout
+
+
+def test_produce_pushes_files_and_folders_as_cameras(
+    kafka: KafkaSettings, unique_name: str, vtest: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import simplejpeg
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in range(4):
+        pixels = np.full((64, 96, 3), i * 40, dtype=np.uint8)
+        (folder / f"{i}.jpg").write_bytes(simplejpeg.encode_jpeg(pixels, 90))
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "VSA_INGEST_TOPICS__PREFIX": f"{unique_name}.",
+        "VSA_TOPICS_PARTITIONS": "2",
+    }
+    proc = vsa(
+        "produce",
+        str(vtest),
+        str(folder),
+        "--cameras",
+        "2",
+        "--fps",
+        "1",
+        "--create-topics",
+        "--prefix",
+        "site",
+        env=env,
+    )
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr
+    assert "published" in stdout  # the progress table's footer
+    frames = by_camera(read_frames(kafka, f"{unique_name}.frames", 2 * 80 + 2 * 4))
+    assert {k: len(v) for k, v in frames.items()} == {
+        "site-0": 80,
+        "site-1": 80,
+        "site-2": 4,
+        "site-3": 4,
+    }

@@ -211,3 +211,50 @@ def test_http_stream_source(
     ]
     assert gaps
     assert min(gaps) >= 0.19  # sampled to 5 fps from a 10 fps stream
+
+
+@needs_ffmpeg
+def test_hls_playlist_source(
+    kafka: KafkaSettings, unique_name: str, vtest: Path, tmp_path: Path
+) -> None:
+    import functools
+    import http.server
+
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-t",
+            "8",
+            "-i",
+            str(vtest),
+            *ENCODE,
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_playlist_type",
+            "vod",
+            str(hls / "index.m3u8"),
+        ],
+        check=True,
+        timeout=120,
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(hls))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
+        cams = [CameraSpec(camera_id="hls", url=url)]
+        settings = make_settings(kafka, unique_name, cams, open_timeout_s=5, max_frames=60)
+        service = IngestService(settings)
+        totals = service.run()
+    finally:
+        server.shutdown()
+    assert totals.published == totals.acked == 60
+    frames = by_camera(read_frames(kafka, settings.topics.name("frames"), 60))["hls"]
+    assert [meta.frame_seq for meta, _ in frames] == list(range(60))
