@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from vsa.runtime.kafka import consumer_config
 from vsa.runtime.logs import event
@@ -22,7 +22,17 @@ from vsa.runtime.settings import KafkaSettings
 from vsa.schemas import FrameMeta, SchemaError
 
 log = logging.getLogger("vsa.ingest.resume")
-RETRIES = 3
+RETRIES = 8
+# Errors a broker gives for a partition whose leadership is still settling (a topic created a
+# moment ago, a leader moving); librdkafka does not flag them retriable for offset queries.
+_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+    }
+)
 
 
 def last_frame_seqs(
@@ -40,7 +50,8 @@ def last_frame_seqs(
         try:
             return _lookup(kafka, topic, camera_ids, scan, timeout_s)
         except KafkaException as exc:
-            retriable = exc.args[0].retriable() if exc.args else False
+            error = exc.args[0] if exc.args else None
+            retriable = error is not None and (error.retriable() or error.code() in _SETTLING)
             event(
                 log,
                 "resume_lookup_failed",
@@ -56,7 +67,7 @@ def last_frame_seqs(
                     f"{topic}: {exc}. Starting them at 0 would reuse (camera_id, frame_seq) keys; "
                     "set VSA_INGEST_SEQ_RECOVERY_SCAN=0 to do that on purpose."
                 ) from exc
-            time.sleep(0.5 * attempt)
+            time.sleep(min(0.25 * attempt, 2.0))
     return {}
 
 
