@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -11,6 +12,10 @@ from vsa.runtime.logs import setup_logging
 from vsa.runtime.settings import ConfigError
 
 Command = Callable[[argparse.Namespace], int]
+
+#: Modules that add a service's subcommands: each has ``register(subparsers)``, which adds its
+#: parsers and sets ``func`` on them (importing heavy libraries only inside the command).
+SERVICE_COMMANDS = ("vsa.services.ingest.run",)
 
 
 def _devstack(args: argparse.Namespace) -> int:
@@ -62,18 +67,6 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ingest(args: argparse.Namespace) -> int:
-    from vsa.services.ingest.run import ingest_main
-
-    return ingest_main(args)
-
-
-def _produce(args: argparse.Namespace) -> int:
-    from vsa.services.ingest.run import produce_main
-
-    return produce_main(args)
-
-
 def _assets(args: argparse.Namespace) -> int:
     from vsa.assets import fetch_vtest
 
@@ -113,18 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partitions", type=int, help="Partitions of keyed topics.")
     p.set_defaults(func=_topics)
 
-    from vsa.services.ingest.run import add_ingest_args, add_produce_args
-
-    p = sub.add_parser("ingest", help="Run the ingest service (cameras → frames topic).")
-    add_ingest_args(p)
-    p.set_defaults(func=_ingest)
-
-    p = sub.add_parser("produce", help="Push files, image folders or streams as N cameras.")
-    add_produce_args(p)
-    p.set_defaults(func=_produce)
-
     p = sub.add_parser("assets", help="Fetch the sample clip (vtest.avi) and print its path.")
     p.set_defaults(func=_assets)
+
+    for module in SERVICE_COMMANDS:
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -25,6 +25,16 @@ log = logging.getLogger("vsa.ingest")
 COLUMNS = ("camera", "state", "decoded", "published", "fps", "dropped", "reconnects", "last error")
 
 
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``vsa ingest`` and ``vsa produce``."""
+    p = sub.add_parser("ingest", help="Run the ingest service (cameras → frames topic).")
+    add_ingest_args(p)
+    p.set_defaults(func=ingest_main)
+    p = sub.add_parser("produce", help="Push files, image folders or streams as N cameras.")
+    add_produce_args(p)
+    p.set_defaults(func=produce_main)
+
+
 def add_ingest_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file with IngestSettings keys.")
     parser.add_argument("--cameras-file", type=Path, help="YAML file: cameras: [{camera_id, url}].")

@@ -256,3 +256,17 @@ class BatchLoop:
         finally:
             self.consumer.close()
             event(log, "stopped", service=self.config.service, batches=self.batches)
+
+
+def serve(loop: BatchLoop, metrics_host: str, metrics_port: int) -> int:
+    """Run a service's batch loop as a process: metrics/health server, SIGTERM/SIGINT, exit code."""
+    from vsa.runtime.metrics import serve_http
+
+    server = serve_http(loop.metrics, loop.health, metrics_host, metrics_port)
+    event(log, "metrics_listening", service=loop.config.service, port=server.server_address[1])
+    loop.stop.install()
+    try:
+        loop.run()
+    finally:
+        server.shutdown()
+    return 0

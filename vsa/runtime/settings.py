@@ -223,3 +223,31 @@ class TopicNames(BaseModel):
     def dlq(self, service: str) -> str:
         """Dead-letter topic of a service."""
         return f"{self.prefix}{self.dlq_prefix}{service}"
+
+
+class ServiceSettings(VsaSettings):
+    """Fields every Kafka-fed service has; a service subclasses it with its own ``env_prefix``."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicNames = Field(default_factory=TopicNames)
+    group_id: str | None = Field(
+        None, description="Consumer group; default vsa-<service>. Pods of one service share it."
+    )
+    max_batch: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="Most messages handled together. Higher: better throughput "
+        "(GPU batching), more latency and memory per batch.",
+    )
+    max_wait_ms: int = Field(
+        20,
+        ge=0,
+        le=10_000,
+        description="Longest wait to fill a batch once one message is there. "
+        "Higher: fuller batches, more latency.",
+    )
+    metrics_host: str = Field("0.0.0.0", description="Address of /metrics, /healthz, /readyz.")  # noqa: S104
+    metrics_port: int = Field(
+        9100, ge=0, le=65535, description="Port of the metrics server; 0: any."
+    )
