@@ -19,6 +19,7 @@ from .common import (
     AlertKind,
     CameraId,
     ClassName,
+    Dimension,
     Finite,
     FrameRef,
     FrameSeq,
@@ -133,10 +134,21 @@ class Keyframe(FrameMessage):
         max_length=MAX_BOXES,
         description="Every tracked object in the frame, as in the tracks topic.",
     )
+    width: Dimension | None = Field(None, description="Width of the frame, pixels (if known).")
+    height: Dimension | None = Field(None, description="Height of the frame, pixels (if known).")
+    alerts: list[Alert] = Field(
+        default_factory=list,
+        max_length=MAX_BOXES,
+        description="The alerts of alert_ids in full (rule, kind, dwell and zone details), so the "
+        "captioner can describe them without reading the alerts topic; may be empty.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         check_unique_track_ids(self.objects, "objects")
+        stray = [a.alert_id for a in self.alerts if a.alert_id not in self.alert_ids]
+        if stray:
+            raise ValueError(f"alerts {stray} are not listed in alert_ids")
         known = {obj.track_id for obj in self.objects}
         missing = [tid for tid in self.track_ids if tid not in known]
         if missing:
