@@ -14,7 +14,7 @@ from .describe import (
     U8,
     DescribeOptions,
     ObjectView,
-    dominant_colour,
+    dominant_colours,
     motion_of,
     place_of,
     time_of_day,
@@ -54,15 +54,15 @@ def view_objects(
     width, height = frame_size or keyframe_size(keyframe, image)
     scale = image.shape[1] / width if image is not None else 1.0
     zones = config.zones if config is not None else []
+    visible = [obj for obj in keyframe.objects if obj.state != "lost"]  # lost: only predicted
+    colours: list[str | None] = [None] * len(visible)
+    if options.with_colour and image is not None:
+        colours = dominant_colours(
+            image, [([v * scale for v in obj.xyxy], obj.class_name) for obj in visible]
+        )
     views = []
-    for obj in keyframe.objects:
-        if obj.state == "lost":
-            continue  # coasting on a prediction: not visible in this frame
+    for obj, colour in zip(visible, colours, strict=True):
         motion, direction = motion_of(obj)
-        colour = None
-        if options.with_colour and image is not None:
-            box = [v * scale for v in obj.xyxy]
-            colour = dominant_colour(image, box, obj.class_name)
         views.append(
             ObjectView(
                 obj,
