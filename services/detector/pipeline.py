@@ -10,8 +10,15 @@ import numpy as np
 import numpy.typing as npt
 
 from .backends.base import DetectorBackend
+from .jpeg import DecodedFrame
 from .postprocess import SelectionParams, postprocess
-from .preprocess import detections_to_images, letterbox
+from .preprocess import (
+    Resizer,
+    detections_to_images,
+    letterbox,
+    resize_bilinear,
+    with_source_scales,
+)
 from .records import DetectionArrays
 
 
@@ -24,15 +31,38 @@ class BatchResult:
 
 
 def detect_batch(
-    backend: DetectorBackend, frames: Sequence[npt.NDArray[np.uint8]], params: SelectionParams
+    backend: DetectorBackend,
+    frames: Sequence[npt.NDArray[np.uint8]],
+    params: SelectionParams,
+    resize: Resizer = resize_bilinear,
 ) -> BatchResult:
     """Letterbox ``frames`` (``(h, w, 3)`` uint8 RGB), infer, decode, NMS, map back.
 
     Returns:
         One record per frame, in frame order, boxes in pixels of that frame.
     """
+    return detect_decoded(backend, [DecodedFrame.full(frame) for frame in frames], params, resize)
+
+
+def detect_decoded(
+    backend: DetectorBackend,
+    frames: Sequence[DecodedFrame],
+    params: SelectionParams,
+    resize: Resizer = resize_bilinear,
+) -> BatchResult:
+    """Like :func:`detect_batch` for frames decoded at reduced scales (see :mod:`.jpeg`).
+
+    One backend call for the whole batch. Boxes come back in pixels of each *source* image
+    (the JPEG's own size), whatever scale it was decoded at.
+
+    Returns:
+        One record per frame, in frame order; ``timings_ms`` are for the whole batch.
+    """
     started = time.perf_counter()
-    batch = letterbox(frames, backend.input_size)
+    decoded = letterbox([frame.image for frame in frames], backend.input_size, resize=resize)
+    batch = with_source_scales(
+        decoded, [(f.width, f.height) for f in frames], [f.downscale for f in frames]
+    )
     letterboxed = time.perf_counter()
     output = backend.infer(batch.pixels)
     inferred = time.perf_counter()

@@ -8,8 +8,8 @@ with grey ``PAD_VALUE``. The batch records each image's scale and offset so that
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,10 @@ U8 = npt.NDArray[np.uint8]
 PAD_VALUE = 114
 #: Total stride of YOLO networks: input sides must be multiples of it.
 STRIDE = 32
+
+#: Resizes ``(h, w, 3)`` uint8 RGB to ``(height, width, 3)`` float32 in 0..255 (bilinear,
+#: half-pixel centres): :func:`resize_bilinear`, or a faster implementation of the same maths.
+Resizer = Callable[[U8, int, int], F32]
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,7 +106,10 @@ def _canvas_size(
 
 
 def letterbox(
-    images: Sequence[U8], net_size: tuple[int, int], stride: int | None = None
+    images: Sequence[U8],
+    net_size: tuple[int, int],
+    stride: int | None = None,
+    resize: Resizer = resize_bilinear,
 ) -> LetterboxBatch:
     """Scale, centre and pad a batch of RGB images into one model input.
 
@@ -113,6 +120,7 @@ def letterbox(
         stride: When given, shrink the canvas to the smallest multiples of ``stride`` that
             hold every scaled image: less padding and less compute for models with dynamic
             input sizes. Every image is still scaled to fit ``net_size``.
+        resize: The bilinear resize to use (see :data:`Resizer`); the numpy one by default.
 
     Returns:
         The batch; ``pixels`` is ``(n, 3, H', W')`` float32 0..1.
@@ -128,12 +136,42 @@ def letterbox(
     pads = np.zeros((len(images), 2), np.int64)
     for index, (image, (height, width)) in enumerate(zip(images, fitted, strict=True)):
         left, top = (canvas_w - width) // 2, (canvas_h - height) // 2
-        resized = resize_bilinear(image, height, width) * np.float32(1 / 255)
+        resized = resize(image, height, width) * np.float32(1 / 255)
         pixels[index, :, top : top + height, left : left + width] = resized.transpose(2, 0, 1)
         scales[index] = (width / image.shape[1], height / image.shape[0])
         pads[index] = (left, top)
     sizes = np.array([(image.shape[1], image.shape[0]) for image in images], np.int64)
     return LetterboxBatch(pixels, scales, pads, sizes)
+
+
+def with_source_scales(
+    batch: LetterboxBatch, source_sizes: Sequence[tuple[int, int]], downscales: Sequence[float]
+) -> LetterboxBatch:
+    """The batch re-expressed against the images the letterboxed ones were decoded from.
+
+    When a JPEG of ``(width, height)`` is decoded at a reduced scale ``s`` (libjpeg's DCT
+    scaling: 1/2, 1/4, 1/8; decoded pixel ``i`` covers source pixels ``[i/s, (i+1)/s)``), the
+    network sees the source at ``letterbox scale * s``. The returned batch carries those
+    combined scales and the source sizes, so :func:`boxes_to_image` maps boxes straight to
+    source pixels, clipped to the source image.
+
+    Args:
+        batch: Letterbox of the decoded images.
+        source_sizes: ``(width, height)`` of each source image, pixels.
+        downscales: Decoded pixels per source pixel for each image (1.0: decoded at full size).
+    """
+    if len(source_sizes) != len(batch) or len(downscales) != len(batch):
+        raise ValueError(f"need one source size and downscale per image of {len(batch)}")
+    factors = np.asarray(downscales, np.float64)
+    if np.any(factors <= 0) or np.any(factors > 1):
+        raise ValueError(f"downscales must be within (0, 1], got {list(downscales)}")
+    sizes = np.asarray(source_sizes, np.int64).reshape(len(batch), 2)
+    if not np.array_equal(np.ceil(sizes * factors[:, None]), batch.image_sizes):
+        raise ValueError(
+            f"decoded sizes {batch.image_sizes.tolist()} are not the source sizes "
+            f"{sizes.tolist()} scaled by {list(downscales)} (rounded up)"
+        )
+    return replace(batch, scales=batch.scales * factors[:, None], image_sizes=sizes)
 
 
 def _box_transform(batch: LetterboxBatch, index: int) -> tuple[F64, F64]:

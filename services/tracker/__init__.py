@@ -1,1 +1,16 @@
-"""tracker: multi-object tracking and alert rules (Faust; planned, see the tracker issue)."""
+"""tracker: multi-object tracking, alert rules and keyframe decisions per camera.
+
+The pure parts (no Kafka, no Faust) are here; the Faust app that runs them comes next:
+
+- ``core/``: the ByteTrack-class tracker: ``step(state, detections, capture_ts, frame_seq,
+  config) -> (state, outputs)`` on columnar arrays, a batched Kalman filter, per-camera
+  :class:`~vsa.services.tracker.core.TrackerState` that encodes to bytes exactly;
+- ``rules/``: zone intrusion, line crossing, loitering and crowding with cooldowns and
+  deterministic alert ids; camera configs checked against the detector's classes;
+- ``keyframes.py``: which frames the captioner should describe, and why;
+- ``camera.py``: one camera's whole state (:class:`~vsa.services.tracker.camera.CameraState`,
+  the value of the tracker's Faust table) and ``process()``: a ``Detections`` message in, the
+  ``Tracks`` message, alerts and keyframe out;
+- ``replay.py`` and ``cli.py``: ``vsa track FILE.jsonl`` replays detections offline;
+- ``golden.py``: the golden-file tests' replay, check and ``--update``.
+"""

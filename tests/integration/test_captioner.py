@@ -16,8 +16,8 @@ from confluent_kafka import Message
 from vsa.runtime.kafka import Output, Producer
 from vsa.runtime.settings import KafkaSettings, load_settings
 from vsa.schemas import (
-    Caption,
     CameraConfig,
+    Caption,
     DeadLetter,
     FrameMeta,
     FrameRef,

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING, Any
 
 from .base import BackendError, DetectorBackend
 from .config import (
@@ -14,7 +13,9 @@ from .config import (
     TensorRTConfig,
     TorchConfig,
 )
-from .ort_backend import OnnxRuntimeBackend
+
+if TYPE_CHECKING:
+    from .ort_backend import OnnxRuntimeBackend
 
 __all__ = [
     "AutoConfig",
@@ -29,7 +30,19 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # ONNX Runtime loads only when a backend is used, so that reading the settings (every `vsa`
+    # command builds its parser from them) stays light.
+    if name == "OnnxRuntimeBackend":
+        from .ort_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _auto_config(config: AutoConfig) -> OnnxRuntimeConfig:
+    import onnxruntime as ort
+
     preferred = ("CUDAExecutionProvider", "CPUExecutionProvider")
     available = tuple(p for p in preferred if p in ort.get_available_providers())
     return OnnxRuntimeConfig(
@@ -49,6 +62,8 @@ def build_backend(config: BackendConfig, model_path: Path) -> DetectorBackend:
         raise BackendError(
             f"backend type {config.type!r} is not implemented yet; use type 'onnxruntime' or 'auto'"
         )
+    from .ort_backend import OnnxRuntimeBackend
+
     ort_config = _auto_config(config) if isinstance(config, AutoConfig) else config
     backend = OnnxRuntimeBackend(model_path, ort_config)
     backend.warmup()

@@ -44,7 +44,9 @@ class OnnxRuntimeConfig(_BackendConfig):
 
 
 class TorchConfig(_BackendConfig):
-    """PyTorch (not implemented yet: building it raises BackendError)."""
+    """PyTorch on the GPU: nvJPEG decode, letterbox, FP16 network with CUDA graphs and NMS all on
+    the device (the detector service's GPU path; Darknet models only). ``device: cpu`` runs the
+    same code on the CPU, for tests."""
 
     type: Literal["torch"] = "torch"
     device: str = Field("cuda:0", min_length=1, description="torch device, e.g. 'cuda:0'.")

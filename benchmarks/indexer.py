@@ -1,0 +1,197 @@
+"""Indexer throughput, embedding included: the real batched indexer next to a per-document loop
+(embed one caption, index one document), in the same process and the same run.
+
+- batched indexer: synthetic captions (varied scene descriptions) are produced to a Kafka topic
+  first (not timed); then the real ``vsa indexer`` loop consumes them in batches of
+  ``--batch``, embeds each batch in one pass, bulk-writes it and commits. Timed from the start
+  of the first batch to the end of the last one (consume, decode, embed, bulk, commit).
+- per-document loop (baseline): for each caption, ``encode([text])`` then one ``index`` request.
+- two breakdown rows of the batched path: embedding only (same texts, same batches) and bulk
+  only (vectors computed beforehand).
+
+Every text is distinct, so the indexer's in-batch deduplication saves nothing here. Usage::
+
+    python benchmarks/indexer.py [--docs 2000] [--loop-docs 200] [--batch 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import Message
+
+from vsa.runtime.kafka import Output, Producer, ensure_topics
+from vsa.runtime.service import BatchResult
+from vsa.runtime.settings import KafkaSettings, OpenSearchSettings, TopicNames, TopicSpec
+from vsa.schemas import Caption
+from vsa.services.indexer.embedder import SentenceEmbedder
+from vsa.services.indexer.mapping import caption_doc_id, caption_document
+from vsa.services.indexer.service import build_indexer
+from vsa.services.indexer.settings import EmbeddingSettings, IndexerSettings, IndexNames
+from vsa.services.indexer.store import bulk, make_client
+from vsa.services.indexer.synthetic import synthetic_caption
+
+Row = tuple[str, int, float]
+
+
+def make_captions(n: int, seed: int) -> list[Caption]:
+    """n distinct synthetic captions over 16 cameras, with a small real-size thumbnail."""
+    rng = random.Random(seed)
+    thumb = b"\xff\xd8\xff\xe0" + bytes(rng.getrandbits(8) for _ in range(6000))
+    captions: list[Caption] = []
+    seen: set[str] = set()
+    while len(captions) < n:
+        seq = len(captions)
+        caption = synthetic_caption(rng, f"cam-{seq % 16}", seq, 1.76e9 + seq, thumbnail_jpeg=thumb)
+        if caption.text not in seen:
+            seen.add(caption.text)
+            captions.append(caption)
+    return captions
+
+
+def settings_for(prefix: str, batch: int) -> IndexerSettings:
+    return IndexerSettings(
+        kafka=KafkaSettings(),
+        opensearch=OpenSearchSettings(),
+        topics=TopicNames(prefix=f"{prefix}."),
+        index=IndexNames(prefix=f"{prefix}-"),
+        group_id=f"{prefix}-indexer",
+        max_batch=batch,
+        max_wait_ms=200,
+        metrics_port=0,
+        consume_alerts=False,
+    )
+
+
+def batched_indexer(captions: list[Caption], embedder: SentenceEmbedder, batch: int) -> Row:
+    """The real indexer loop over Kafka; returns (label, docs, seconds)."""
+    prefix = f"bench-idx-{uuid.uuid4().hex[:8]}"
+    settings = settings_for(prefix, batch)
+    topic = settings.topics.name("captions")
+    ensure_topics(
+        settings.kafka,
+        {topic: TopicSpec(partitions=4), settings.topics.dlq("indexer"): TopicSpec()},
+    )
+    producer = Producer(settings.kafka, "bench")
+    for caption in captions:
+        producer.produce(Output(topic, caption.camera_id, caption.to_bytes()))
+    producer.flush()
+    indexer = build_indexer(settings, embedder=embedder, idle_exit_s=3)
+    indexer.ensure_indices()
+    spans: list[float] = []
+    inner = indexer.loop.handler
+
+    def timed(msgs: Sequence[Message]) -> BatchResult:
+        spans.append(time.perf_counter())
+        result = inner(msgs)
+        spans.append(time.perf_counter())
+        return result
+
+    indexer.loop.handler = timed
+    indexer.loop.run()
+    index = settings.index.captions_index
+    indexer.client.indices.refresh(index=index)
+    indexed = int(indexer.client.count(index=index)["count"])
+    cleanup(indexer.client, prefix, settings.kafka, [topic, settings.topics.dlq("indexer")])
+    return f"batched indexer (Kafka, batch {batch})", indexed, spans[-1] - spans[0]
+
+
+def per_document_loop(captions: list[Caption], embedder: SentenceEmbedder) -> Row:
+    """Baseline: embed one caption, index one document, for each caption."""
+    prefix = f"bench-loop-{uuid.uuid4().hex[:8]}"
+    settings = settings_for(prefix, 1)
+    client = make_client(settings.opensearch, 30)
+    indexer = build_indexer(settings, embedder=embedder, client=client)
+    indexer.ensure_indices()
+    index = settings.index.captions_index
+    started = time.perf_counter()
+    for caption in captions:
+        vector = embedder.encode([caption.text])[0]
+        doc_id = caption_doc_id(caption.camera_id, caption.frame_seq)
+        client.index(index=index, id=doc_id, body=caption_document(caption, vector))
+    seconds = time.perf_counter() - started
+    cleanup(client, prefix)
+    return "per-document loop (embed 1, index 1)", len(captions), seconds
+
+
+def breakdown(captions: list[Caption], embedder: SentenceEmbedder, batch: int) -> list[Row]:
+    """Embedding alone and bulk alone, over the same batches."""
+    chunks = [captions[i : i + batch] for i in range(0, len(captions), batch)]
+    started = time.perf_counter()
+    vectors = [embedder.encode([c.text for c in chunk]) for chunk in chunks]
+    embed_s = time.perf_counter() - started
+    prefix = f"bench-bulk-{uuid.uuid4().hex[:8]}"
+    settings = settings_for(prefix, batch)
+    client = make_client(settings.opensearch, 60)
+    build_indexer(settings, embedder=embedder, client=client).ensure_indices()
+    index = settings.index.captions_index
+    started = time.perf_counter()
+    for chunk, chunk_vectors in zip(chunks, vectors, strict=True):
+        actions = [
+            (
+                {"index": {"_index": index, "_id": caption_doc_id(c.camera_id, c.frame_seq)}},
+                caption_document(c, v),
+            )
+            for c, v in zip(chunk, chunk_vectors, strict=True)
+        ]
+        bulk(client, actions, 60)
+    bulk_s = time.perf_counter() - started
+    cleanup(client, prefix)
+    n = len(captions)
+    return [
+        ("  of which: embedding only (batched)", n, embed_s),
+        ("  of which: bulk only", n, bulk_s),
+    ]
+
+
+def cleanup(client: Any, prefix: str, kafka: KafkaSettings | None = None, topics: Any = ()) -> None:
+    client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True)
+    client.indices.delete_index_template(name=f"{prefix}-*", ignore=404)
+    if kafka is not None:
+        from vsa.runtime.kafka import delete_topics
+
+        delete_topics(kafka, topics)
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=2000, help="Captions for the batched runs.")
+    parser.add_argument("--loop-docs", type=int, default=200, help="Captions for the loop.")
+    parser.add_argument("--batch", type=int, default=256, help="Indexer max_batch.")
+    args = parser.parse_args()
+    import torch
+
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
+        f"{torch.get_num_threads()}, {load()}"
+    )
+    embedder = SentenceEmbedder(EmbeddingSettings())
+    captions = make_captions(args.docs + args.loop_docs, seed=11)
+    loop = per_document_loop(captions[args.docs :], embedder)
+    rows = [batched_indexer(captions[: args.docs], embedder, args.batch), loop]
+    rows += breakdown(captions[: args.docs], embedder, args.batch)
+    print_table(rows, baseline=loop)
+    print(f"after: {load()}")
+
+
+def print_table(rows: list[Row], baseline: Row) -> None:
+    base_rate = baseline[1] / baseline[2]
+    print(f"\n{'path':<40}{'docs':>7}{'seconds':>10}{'docs/s':>9}{'vs loop':>9}")
+    for label, docs, seconds in rows:
+        rate = docs / seconds
+        print(f"{label:<40}{docs:>7}{seconds:>10.2f}{rate:>9.1f}{rate / base_rate:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""Command-line entry points: ``vsa detector`` (the service), ``vsa detect`` (offline, on a
+file) and ``vsa models`` (fetch, convert, describe). Heavy libraries load inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vsa.runtime.settings import ConfigError, load_settings
+
+from .config import BUNDLED_MODELS, DetectorSettings
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from vsa.schemas import Detections, FrameMeta, FrameRef
+
+    from .core import FrameDetector
+    from .jpeg import DecodedFrame
+
+JPEG_MAGIC = b"\xff\xd8"
+#: A frame decoded outside the core (PyAV), with its metadata and pseudo reference.
+Decoded = tuple["FrameMeta", "FrameRef", "DecodedFrame"]
+DETECT_BATCH = 8
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``vsa detector``, ``vsa detect`` and ``vsa models``."""
+    p = sub.add_parser("detector", help="Run the detector service (frames → detections topic).")
+    p.add_argument("--config", type=Path, help="YAML file with DetectorSettings keys.")
+    p.set_defaults(func=detector_main)
+
+    p = sub.add_parser("detect", help="Detect objects in an image or video file; JSON lines.")
+    p.add_argument("file", type=Path, help="A JPEG/PNG image or a video file.")
+    p.add_argument("--model", help="ONNX file or bundled model (yolov3-tiny, yolov3-tiny-int8).")
+    p.add_argument("--conf", type=float, help="Confidence threshold 0..1 (default 0.25).")
+    p.add_argument("--iou", type=float, help="NMS IoU threshold 0..1 (default 0.45).")
+    p.add_argument("--classes", help="Comma-separated class names to keep, e.g. person,car.")
+    p.add_argument("--input-size", help="Network input: 416 or HxW such as 320x416.")
+    p.add_argument("--max-frames", type=int, help="Stop after this many frames of a video.")
+    p.add_argument("--draw", type=Path, metavar="OUTDIR", help="Write annotated JPEGs here.")
+    p.set_defaults(func=detect_main)
+
+    p = sub.add_parser("models", help="Fetch, convert or describe detector models.")
+    p.add_argument("action", choices=["fetch", "convert", "info"])
+    p.add_argument(
+        "model", nargs="?", default=BUNDLED_MODELS[0], help="info: an ONNX file or bundled name."
+    )
+    p.add_argument("--int8", action="store_true", help="convert: also build the INT8 model.")
+    p.add_argument("--input-size", help="convert/info: network input, 416 or HxW.")
+    p.set_defaults(func=models_main)
+
+
+def detector_settings(config: Path | None = None, **overrides: Any) -> DetectorSettings:
+    """Settings from flags, ``VSA_DETECTOR_*`` and an optional YAML file; ConfigError if bad."""
+    from pydantic_settings import SettingsError
+
+    try:
+        return load_settings(DetectorSettings, config, **overrides)
+    except SettingsError as exc:  # e.g. an environment value that is not valid JSON
+        raise ConfigError(f"invalid DetectorSettings from environment: {exc}") from exc
+
+
+def detector_main(args: argparse.Namespace) -> int:
+    """``vsa detector``: run the service until stopped."""
+    from .service import run_detector
+
+    return run_detector(detector_settings(args.config))
+
+
+def _detect_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {
+        "model": args.model,
+        "conf_threshold": args.conf,
+        "iou_threshold": args.iou,
+        "classes": args.classes,
+        "input_size": parse_size(args.input_size),
+    }
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``416`` -> (416, 416), ``320x416`` -> (320, 416) (height x width); None stays None."""
+    if text is None:
+        return None
+    height, _, width = text.lower().partition("x")
+    try:
+        size = (int(height), int(width or height))
+    except ValueError as exc:
+        raise ConfigError(f"input size {text!r}: expected 416 or HEIGHTxWIDTH") from exc
+    if any(side < 32 or side > 4096 or side % 32 for side in size):
+        raise ConfigError(f"input size {text!r}: sides must be multiples of 32 within 32..4096")
+    return size
+
+
+def camera_id_for(path: Path) -> str:
+    """A valid camera_id from a file name: ``my clip.mp4`` -> ``my-clip``."""
+    text = re.sub(r"[^A-Za-z0-9._:-]+", "-", path.stem).lstrip("._:-")[:128]
+    return text or "file"
+
+
+def detect_main(args: argparse.Namespace) -> int:
+    """``vsa detect FILE``: one Detections JSON line per frame on stdout."""
+    from .loading import load_detector
+
+    if not args.file.is_file():
+        print(f"vsa detect: {args.file}: no such file", file=sys.stderr)
+        return 2
+    settings = detector_settings(None, metrics_port=0, **_detect_overrides(args))
+    core = load_detector(settings)
+    with args.file.open("rb") as fh:
+        is_jpeg = fh.read(2) == JPEG_MAGIC
+    if is_jpeg:
+        return _detect_jpeg(core, args.file, args.draw)
+    return _detect_video(core, args.file, args.max_frames, args.draw)
+
+
+def _emit(
+    messages: Sequence[Detections],
+    images: Sequence[npt.NDArray[np.uint8]] | None,
+    draw: Path | None,
+) -> None:
+    """Print each message as one JSON line; with ``draw``, write its annotated image too."""
+    for index, message in enumerate(messages):
+        sys.stdout.write(message.model_dump_json() + "\n")
+        if draw is not None and images is not None:
+            from .drawing import write_annotated
+
+            write_annotated(images[index], message, draw)
+    sys.stdout.flush()
+
+
+def _detect_jpeg(core: FrameDetector, path: Path, draw: Path | None) -> int:
+    import simplejpeg
+
+    from vsa.schemas import FrameMeta
+
+    from .core import FrameInput
+    from .jpeg import FrameError, jpeg_size
+    from .loading import pseudo_ref
+
+    data = path.read_bytes()
+    camera_id = camera_id_for(path)
+    try:
+        width, height = jpeg_size(data)
+    except FrameError as exc:
+        print(f"vsa detect: {path}: {exc}", file=sys.stderr)
+        return 1
+    meta = FrameMeta(
+        camera_id=camera_id,
+        frame_seq=0,
+        capture_ts=path.stat().st_mtime,
+        width=width,
+        height=height,
+        source="images",
+    )
+    (outcome,) = core.detect([FrameInput(meta, pseudo_ref(camera_id, 0), data)])
+    if isinstance(outcome, FrameError):
+        print(f"vsa detect: {path}: {outcome}", file=sys.stderr)
+        return 1
+    images = [simplejpeg.decode_jpeg(data, colorspace="RGB")] if draw is not None else None
+    _emit([outcome], images, draw)
+    return 0
+
+
+def _video_frames(
+    path: Path, max_frames: int | None
+) -> Iterator[tuple[int, npt.NDArray[np.uint8], float | None]]:
+    """``(frame index, RGB image, presentation time in seconds or None)`` of a video/image."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(container.decode(stream)):
+            if max_frames is not None and index >= max_frames:
+                return
+            yield index, np.asarray(frame.to_ndarray(format="rgb24"), np.uint8), frame.time
+
+
+def _detect_video(
+    core: FrameDetector, path: Path, max_frames: int | None, draw: Path | None
+) -> int:
+    import av
+
+    from vsa.schemas import FrameMeta
+
+    from .jpeg import DecodedFrame
+    from .loading import pseudo_ref
+
+    camera_id, mtime = camera_id_for(path), path.stat().st_mtime
+    batch: list[Decoded] = []
+    try:
+        for seq, image, pts in _video_frames(path, max_frames):
+            meta = FrameMeta(
+                camera_id=camera_id,
+                frame_seq=seq,
+                capture_ts=mtime + (pts or 0.0),
+                width=image.shape[1],
+                height=image.shape[0],
+                pts_s=pts,
+                source="file",
+            )
+            batch.append((meta, pseudo_ref(camera_id, seq), DecodedFrame.full(image)))
+            if len(batch) >= DETECT_BATCH:
+                _flush(core, batch, draw)
+                batch = []
+    except (av.error.FFmpegError, IndexError) as exc:  # IndexError: no video stream
+        print(f"vsa detect: {path}: cannot decode: {exc}", file=sys.stderr)
+        return 1
+    _flush(core, batch, draw)
+    return 0
+
+
+def _flush(
+    core: FrameDetector,
+    batch: Sequence[Decoded],
+    draw: Path | None,
+) -> None:
+    if batch:
+        _emit(core.detect_decoded(batch), [frame.image for _, _, frame in batch], draw)
+
+
+def models_main(args: argparse.Namespace) -> int:
+    """``vsa models fetch|convert|info``."""
+    from .darknet import DarknetError
+    from .layout import ModelLayoutError
+    from .models import ModelFetchError
+    from .quantize import QuantizationError
+
+    size = parse_size(args.input_size)
+    try:
+        if args.action == "fetch":
+            return _models_fetch()
+        if args.action == "convert":
+            return _models_convert(size, args.int8)
+        return _models_info(args.model, size)
+    except (ModelFetchError, DarknetError, QuantizationError, ModelLayoutError, OSError) as exc:
+        print(f"vsa models {args.action}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _models_fetch() -> int:
+    from .models import fetch_yolov3_tiny
+
+    files = fetch_yolov3_tiny()
+    print(f"cfg      {files.cfg}\nweights  {files.weights}\nclasses  {len(files.names)}")
+    return 0
+
+
+def _models_convert(size: tuple[int, int] | None, int8: bool) -> int:
+    from .models import DEFAULT_MODEL, INT8_MODEL, bundled_model
+
+    for name in (DEFAULT_MODEL, INT8_MODEL) if int8 else (DEFAULT_MODEL,):
+        info, model_id = bundled_model(name, size)
+        print(f"{model_id:24} {info.path}")
+    return 0
+
+
+def _models_info(model: str, size: tuple[int, int] | None) -> int:
+    from .layout import describe_onnx
+    from .models import bundled_model
+
+    path = bundled_model(model, size)[0].path if model in BUNDLED_MODELS else Path(model)
+    description = onnx_description(path)
+    info = describe_onnx(
+        path, description["input_shape"], description["output_shape"], description["metadata"]
+    )
+    description.update(layout=info.layout, classes=list(info.class_names))
+    print(json.dumps(description, indent=2, default=str))
+    return 0
+
+
+def onnx_description(path: Path) -> dict[str, Any]:
+    """Input/output names and shapes (ints, or names for dynamic axes) and metadata of a model."""
+    import onnx
+
+    if not path.is_file():
+        raise OSError(f"{path}: model file not found")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise OSError(f"{path}: not an ONNX model: {exc}") from exc
+
+    def shape(value: onnx.ValueInfoProto) -> list[int | str]:
+        dims = value.type.tensor_type.shape.dim
+        return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
+
+    graph = model.graph
+    initialisers = {init.name for init in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in initialisers]
+    return {
+        "path": str(path),
+        "input": inputs[0].name if inputs else None,
+        "input_shape": shape(inputs[0]) if inputs else [],
+        "output": graph.output[0].name if graph.output else None,
+        "output_shape": shape(graph.output[0]) if graph.output else [],
+        "metadata": {p.key: p.value for p in model.metadata_props},
+    }

@@ -1,0 +1,150 @@
+"""Command-line entry points: ``vsa indexer`` (the service), ``vsa search`` and
+``vsa search-api`` (search from a shell or over HTTP)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from vsa.runtime.logs import event
+from vsa.runtime.settings import load_settings
+
+log = logging.getLogger("vsa.search")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``vsa indexer``, ``vsa search`` and ``vsa search-api``."""
+    p = sub.add_parser("indexer", help="Run the indexer (captions, alerts → OpenSearch).")
+    p.add_argument("--config", type=Path, help="YAML file with IndexerSettings keys.")
+    p.add_argument(
+        "--idle-exit", type=float, metavar="S", help="Stop after S seconds without messages."
+    )
+    p.set_defaults(func=indexer_main)
+
+    p = sub.add_parser("search", help="Search keyframes in plain words.")
+    p.add_argument("text", help="What to look for, e.g. 'white van parked near the gate'.")
+    add_filter_args(p)
+    p.add_argument("--json", action="store_true", help="JSON output, thumbnails in base64.")
+    p.add_argument("--config", type=Path, help="YAML file with SearchSettings keys.")
+    p.set_defaults(func=search_main)
+
+    p = sub.add_parser("search-api", help="Serve GET /search?q=... as JSON over HTTP.")
+    p.add_argument("--config", type=Path, help="YAML file with SearchSettings keys.")
+    p.add_argument("--host", help="Address to bind (default api_host, 127.0.0.1).")
+    p.add_argument("--port", type=int, help="Port (default api_port, 8088; 0: any).")
+    p.set_defaults(func=search_api_main)
+
+
+def add_filter_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--camera", action="append", default=[], help="Camera id (repeatable).")
+    parser.add_argument(
+        "--class", dest="classes", action="append", default=[], help="Object class (repeatable)."
+    )
+    parser.add_argument(
+        "--alert-kind", dest="alert_kinds", action="append", default=[], help="Alert kind."
+    )
+    parser.add_argument("--since", help="ISO 8601 (naive = UTC) or an age: 30m, 2h, 7d.")
+    parser.add_argument("--until", help="ISO 8601 (naive = UTC) or an age: 30m, 2h, 7d.")
+    parser.add_argument("-k", type=int, default=10, help="Hits to return, 1..100 (default 10).")
+    parser.add_argument("--hybrid", action="store_true", help="Fuse k-NN with BM25 (RRF).")
+
+
+def indexer_main(args: argparse.Namespace) -> int:
+    from .service import run_indexer
+    from .settings import IndexerSettings
+
+    return run_indexer(load_settings(IndexerSettings, args.config), idle_exit_s=args.idle_exit)
+
+
+def _searcher(config: Path | None, **overrides: Any) -> Any:
+    from .embedder import SentenceEmbedder
+    from .search import Searcher
+    from .settings import SearchSettings
+    from .store import make_client
+
+    settings = load_settings(SearchSettings, config, **overrides)
+    client = make_client(settings.opensearch, settings.request_timeout_s)
+    return Searcher(client, SentenceEmbedder(settings.embedding), settings)
+
+
+def search_main(args: argparse.Namespace) -> int:
+    """``vsa search``: print the hits as a table (or JSON); 2 for an invalid query."""
+    from .search import QueryError, SearchQuery, SearchUnavailableError, parse_time
+
+    try:
+        query = SearchQuery.parse(
+            text=args.text,
+            cameras=tuple(args.camera),
+            classes=tuple(args.classes),
+            alert_kinds=tuple(args.alert_kinds),
+            since=parse_time(args.since) if args.since else None,
+            until=parse_time(args.until) if args.until else None,
+            k=args.k,
+            hybrid=args.hybrid,
+        )
+    except QueryError as exc:
+        print(f"vsa search: invalid query: {exc}", file=sys.stderr)
+        return 2
+    try:
+        hits = _searcher(args.config).search(query)
+    except SearchUnavailableError as exc:
+        print(f"vsa search: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        body = {"query": query.model_dump(mode="json"), "hits": [h.to_json() for h in hits]}
+        print(json.dumps(body, indent=2))
+    else:
+        print(format_hits(hits))
+    return 0
+
+
+def format_hits(hits: list[Any]) -> str:
+    """A plain-text table: rank, score, camera, UTC time, frame_seq, caption."""
+    if not hits:
+        return "no hits"
+    lines = [
+        f"{'#':>3}  {'score':>6}  {'camera':<16}  {'time (UTC)':<19}  {'frame_seq':>9}  caption"
+    ]
+    for rank, hit in enumerate(hits, start=1):
+        when = hit.capture_time.strftime("%Y-%m-%d %H:%M:%S")
+        caption = hit.caption if len(hit.caption) <= 90 else hit.caption[:87] + "..."
+        lines.append(
+            f"{rank:>3}  {hit.score:>6.3f}  {hit.camera_id[:16]:<16}  {when:<19}  "
+            f"{hit.frame_seq:>9}  {caption}"
+        )
+    return "\n".join(lines)
+
+
+def search_api_main(args: argparse.Namespace) -> int:
+    """``vsa search-api``: serve until SIGINT/SIGTERM."""
+    import signal
+    import threading
+
+    from .api import make_server
+
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["api_host"] = args.host
+    if args.port is not None:
+        overrides["api_port"] = args.port
+    searcher = _searcher(args.config, **overrides)
+    settings = searcher.settings
+    server = make_server(searcher, settings.api_host, settings.api_port)
+    # shutdown() waits for serve_forever() to return, so it must run outside the signal handler.
+    stop = threading.Thread(target=server.shutdown, daemon=True)
+    signal.signal(signal.SIGTERM, lambda *_: stop.start())
+    host, port = settings.api_host, server.server_port
+    event(log, "search_api_listening", host=host, port=port, index=searcher.index)
+    print(f"listening on http://{host}:{port}/search?q=...", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        event(log, "search_api_stopped", port=port)
+    return 0

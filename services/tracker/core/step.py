@@ -1,0 +1,308 @@
+"""The tracker's step function: one frame of detections in, the camera's new state and tracks out.
+
+ByteTrack's association (Zhang et al., 2022) on a batched constant-velocity Kalman filter:
+
+1. every track is predicted to this frame's capture time (the real elapsed time, so dropped
+   frames and irregular sampling are handled);
+2. high-score detections are matched to all confirmed tracks, lost ones included;
+3. low-score detections are matched to confirmed tracks that were seen on the previous frame
+   and are still unmatched (a partly occluded object's score drops; this keeps its track);
+4. remaining high-score detections are matched to tentative tracks;
+5. tentative tracks without a match are dropped, confirmed ones become 'lost' and are removed
+   once unseen for more than ``max_lost_s`` (checked before matching, so a long gap in the
+   stream never lets an old track take a new object) or ``max_lost_frames`` frames; tentative
+   tracks with ``min_hits`` matches are confirmed; unmatched detections scoring
+   ``new_track_score`` or more start tracks.
+
+Each stage is an optimal assignment (Hungarian method) that maximises the total margin of the
+pairs' IoU (score-weighted in stages 2 and 4) over the stage's threshold; pairs under it never
+match, and no pair is forced in just to match more. Two refinements over ByteTrack, both knobs:
+a lost track's margin is discounted (``lost_track_discount``), so a track coasting behind an
+occluder does not take the occluder's detection from the occluder's own track; a detection of
+another class is discounted too (``class_mismatch_discount``).
+
+A track's class is the score-weighted majority of its matched detections' classes, kept with one
+counter (the Boyer-Moore majority vote), so a detector that flickers between classes does not
+flicker the track.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import numpy.typing as npt
+
+from . import kalman
+from .config import DEFAULT_CONFIG, TrackerConfig
+from .matching import assign, iou_matrix
+from .records import (
+    FrameDetections,
+    TrackOutputs,
+)
+from .state import (
+    CLASS_ID,
+    CLASS_VOTES,
+    CONFIRMED,
+    FIRST_SEQ,
+    HITS,
+    KALMAN,
+    LAST_SEEN_TS,
+    MISSES,
+    N_FLOAT_COLS,
+    N_INT_COLS,
+    POS,
+    SCORE,
+    STATUS,
+    TENTATIVE,
+    TRACK_ID,
+    VEL_XY,
+    TrackerState,
+)
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.intp]
+
+_NO_IDS: I64 = np.zeros(0, np.int64)
+
+
+def xyxy_to_cxcywh(xyxy: F64) -> F64:
+    """``(n, 4)`` corner boxes to centre, width, height."""
+    size = xyxy[:, 2:] - xyxy[:, :2]
+    return np.concatenate([xyxy[:, :2] + size * 0.5, size], axis=1)
+
+
+def cxcywh_to_xyxy(cxcywh: F64) -> F64:
+    """``(n, 4)`` centre, width, height boxes to corners."""
+    half = cxcywh[:, 2:] * 0.5
+    return np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
+
+
+def step(
+    state: TrackerState,
+    detections: FrameDetections,
+    capture_ts: float,
+    frame_seq: int,
+    config: TrackerConfig = DEFAULT_CONFIG,
+) -> tuple[TrackerState, TrackOutputs | None]:
+    """Apply one frame of one camera.
+
+    Args:
+        state: the camera's state after its previous frame (``TrackerState()`` for a new camera).
+        detections: this frame's boxes, pixels of the original image.
+        capture_ts: capture time of the frame, UNIX seconds; the Kalman prediction spans
+            ``capture_ts - state.last_ts`` (0 if the clock went backwards).
+        frame_seq: the frame's sequence number, monotonic per camera.
+        config: tracker knobs (see :class:`TrackerConfig`).
+
+    Returns:
+        ``(new_state, outputs)``. A frame already applied (``frame_seq <= state.last_frame_seq``,
+        a redelivery) returns ``(state, None)`` unchanged, so replaying input is harmless.
+    """
+    if frame_seq <= state.last_frame_seq:
+        return state, None
+    first_frame = state.last_frame_seq < 0
+    dt = 0.0 if first_frame else max(0.0, capture_ts - state.last_ts)
+    state, stale = _drop_stale(state, capture_ts, config)
+    predicted = kalman.predict(state.floats[:, KALMAN], dt, state.ints[:, MISSES] > 0, config)
+    track_rows, det_rows = _associate(state, cxcywh_to_xyxy(predicted[:, POS]), detections, config)
+    measured = xyxy_to_cxcywh(detections.xyxy)
+    floats, ints = _update_tracks(
+        state, predicted, (measured, detections), (track_rows, det_rows), capture_ts, config
+    )
+    was_tentative = ints[:, STATUS] == TENTATIVE
+    ints[was_tentative & (ints[:, HITS] >= config.min_hits), STATUS] = CONFIRMED
+    newly = ints[was_tentative & (ints[:, STATUS] == CONFIRMED), TRACK_ID]
+    keep = _survivors(ints, config)
+    removed = ints[~keep, TRACK_ID]
+    if removed.size:
+        floats, ints = floats[keep], ints[keep]  # never a track confirmed now: it matched
+    if stale.size:
+        removed = np.concatenate([stale, removed])
+    det_free = _all_true(len(detections))
+    det_free[det_rows] = False
+    new_dets = (det_free & (detections.scores >= config.new_track_score)).nonzero()[0]
+    if new_dets.size:
+        status = CONFIRMED if (first_frame or config.min_hits <= 1) else TENTATIVE
+        new_floats, new_ints = _new_tracks(
+            state, (measured, detections), new_dets, capture_ts, frame_seq, config
+        )
+        new_ints[:, STATUS] = status
+        floats, ints = np.concatenate([floats, new_floats]), np.concatenate([ints, new_ints])
+        if status == CONFIRMED:
+            newly = np.concatenate([newly, new_ints[:, TRACK_ID]])
+    floats.flags.writeable = False  # states are immutable; outputs share their memory
+    ints.flags.writeable = False
+    new_state = TrackerState(
+        frame_seq, capture_ts, state.next_track_id + new_dets.size, floats, ints
+    )
+    return new_state, _outputs(new_state, frame_seq, capture_ts, newly, removed)
+
+
+def _associate(
+    state: TrackerState, predicted_xyxy: F64, detections: FrameDetections, config: TrackerConfig
+) -> tuple[IntArray, IntArray]:
+    """ByteTrack's three association stages; returns matched (track rows, detection rows)."""
+    ints, scores = state.ints, detections.scores
+    candidates = (scores >= config.low_score).nonzero()[0]
+    if len(state) == 0 or candidates.size == 0:
+        empty = np.zeros(0, np.intp)
+        return empty, empty
+    iou = iou_matrix(predicted_xyxy, detections.xyxy[candidates])
+    high = scores[candidates] >= config.high_score
+    confirmed = ints[:, STATUS] == CONFIRMED
+    seen_last = confirmed & (ints[:, MISSES] == 0)
+    weight = _weights(state, detections.class_ids[candidates], config)
+    lost_weight = weight * np.where(seen_last, 1.0, 1.0 - config.lost_track_discount)[:, None]
+    fused = iou * scores[candidates] if config.fuse_score else iou
+    stages = (
+        (confirmed, high, config.match_iou, fused, lost_weight),
+        (seen_last, ~high, config.match_iou_low, iou, weight),
+        (~confirmed, high, config.match_iou_tentative, fused, weight),
+    )
+    track_free = _all_true(len(state))
+    det_free = _all_true(candidates.size)
+    rows: list[IntArray] = []
+    cols: list[IntArray] = []
+    for tracks, dets, min_iou, similarity, stage_weight in stages:
+        t = (tracks & track_free).nonzero()[0]
+        d = (dets & det_free).nonzero()[0]
+        if t.size == 0 or d.size == 0:
+            continue
+        r, c = assign((similarity[t][:, d] - min_iou) * stage_weight[t][:, d])
+        track_free[t[r]] = False
+        det_free[d[c]] = False
+        rows.append(t[r])
+        cols.append(candidates[d[c]])
+    empty = np.zeros(0, np.intp)
+    return np.concatenate([empty, *rows]), np.concatenate([empty, *cols])
+
+
+def _all_true(size: int) -> Bools:
+    """A fresh boolean mask of ``size`` True values (np.ones costs a Python-level call)."""
+    mask = np.empty(size, bool)
+    mask.fill(True)
+    return mask
+
+
+def _weights(state: TrackerState, class_ids: I64, config: TrackerConfig) -> F64:
+    """(n, m) factor on each pair's margin: 1, or 1 - class_mismatch_discount across classes."""
+    mismatch = state.ints[:, CLASS_ID][:, None] != class_ids
+    weight: F64 = 1.0 - config.class_mismatch_discount * mismatch
+    return weight
+
+
+def _update_tracks(
+    state: TrackerState,
+    predicted: F64,
+    frame: tuple[F64, FrameDetections],
+    matches: tuple[IntArray, IntArray],
+    capture_ts: float,
+    config: TrackerConfig,
+) -> tuple[F64, I64]:
+    """New float and int rows of the existing tracks: matched ones corrected, others coasting.
+
+    ``frame`` is this frame's boxes as (n, 4) cx, cy, w, h and its detections.
+    """
+    t, d = matches
+    measured, detections = frame
+    floats = np.concatenate([predicted, state.floats[:, LAST_SEEN_TS:]], axis=1)
+    ints = state.ints.copy()
+    ints[:, MISSES] += 1
+    if t.size == 0:
+        return floats, ints
+    floats[t, KALMAN] = kalman.update(predicted[t], measured[d], config)
+    floats[t, LAST_SEEN_TS] = capture_ts
+    floats[t, SCORE] = detections.scores[d]
+    ints[t, MISSES] = 0
+    ints[t, HITS] += 1
+    _vote_class(floats, ints, t, detections.class_ids[d], detections.scores[d])
+    return floats, ints
+
+
+def _vote_class(floats: F64, ints: I64, rows: IntArray, class_ids: I64, scores: F64) -> None:
+    """Score-weighted Boyer-Moore majority vote: the class with most of the weight wins."""
+    same = ints[rows, CLASS_ID] == class_ids
+    if same.all():  # the common case: nothing can flip
+        floats[rows, CLASS_VOTES] += scores
+        return
+    votes = floats[rows, CLASS_VOTES] + np.where(same, scores, -scores)
+    flip = votes < 0
+    ints[rows, CLASS_ID] = np.where(flip, class_ids, ints[rows, CLASS_ID])
+    floats[rows, CLASS_VOTES] = np.abs(votes)
+
+
+def _drop_stale(
+    state: TrackerState, capture_ts: float, config: TrackerConfig
+) -> tuple[TrackerState, I64]:
+    """Remove tracks unseen for more than ``max_lost_s`` at this frame's time, before matching.
+
+    Doing this first means that after a long gap in the stream (a camera offline for minutes)
+    no track from before the gap can take the detection of an object seen after it.
+    """
+    stale = capture_ts - state.floats[:, LAST_SEEN_TS] > config.max_lost_s
+    if not stale.any():
+        return state, _NO_IDS
+    keep = ~stale
+    fresh = dataclasses.replace(state, floats=state.floats[keep], ints=state.ints[keep])
+    return fresh, state.ints[stale, TRACK_ID]
+
+
+def _survivors(ints: I64, config: TrackerConfig) -> Bools:
+    """Rows to keep after matching: unmatched tentative tracks go, and with max_lost_frames
+    set, tracks lost for more frames than that."""
+    missed = ints[:, MISSES] > 0
+    drop = ints[:, STATUS] == TENTATIVE
+    if config.max_lost_frames is not None:
+        drop |= ints[:, MISSES] > config.max_lost_frames
+    keep: Bools = ~(missed & drop)
+    return keep
+
+
+def _new_tracks(
+    state: TrackerState,
+    frame: tuple[F64, FrameDetections],
+    rows: IntArray,
+    capture_ts: float,
+    frame_seq: int,
+    config: TrackerConfig,
+) -> tuple[F64, I64]:
+    """Rows of tracks started from unmatched detections, ids from the state's counter."""
+    measured, detections = frame
+    floats = np.empty((rows.size, N_FLOAT_COLS), np.float64)
+    floats[:, KALMAN] = kalman.initiate(measured[rows], config)
+    floats[:, LAST_SEEN_TS] = capture_ts
+    floats[:, SCORE] = detections.scores[rows]
+    floats[:, CLASS_VOTES] = detections.scores[rows]
+    ints = np.zeros((rows.size, N_INT_COLS), np.int64)
+    ints[:, TRACK_ID] = np.arange(state.next_track_id, state.next_track_id + rows.size)
+    ints[:, FIRST_SEQ] = frame_seq
+    ints[:, HITS] = 1
+    ints[:, CLASS_ID] = detections.class_ids[rows]
+    return floats, ints
+
+
+def _outputs(
+    state: TrackerState, frame_seq: int, capture_ts: float, newly: I64, removed: I64
+) -> TrackOutputs:
+    """The columnar view of every live track after this frame."""
+    f, i = state.floats, state.ints
+    velocity = f[:, VEL_XY]
+    # tentative 0, confirmed 1, lost 2 (STATUS_* codes): a confirmed track with misses is lost
+    status = (i[:, STATUS] * (1 + (i[:, MISSES] > 0))).astype(np.uint8)
+    return TrackOutputs(
+        frame_seq=frame_seq,
+        capture_ts=capture_ts,
+        track_ids=i[:, TRACK_ID],
+        xyxy=cxcywh_to_xyxy(f[:, POS]),
+        class_ids=i[:, CLASS_ID],
+        scores=f[:, SCORE],
+        velocity_px_s=velocity,
+        direction_deg=np.degrees(np.arctan2(velocity[:, 1], velocity[:, 0])),
+        age_frames=frame_seq - i[:, FIRST_SEQ],
+        status=status,
+        new_confirmed_ids=newly,
+        removed_ids=removed,
+    )

@@ -1,0 +1,397 @@
+"""The tracker service: a Faust app, detections topic → per-camera state table → tracks, alerts
+and keyframes topics.
+
+One agent reads the detections topic (raw bytes, keyed by camera_id) in batches of up to
+``max_batch`` events or ``max_wait_ms``. Per batch (see ``handler.py`` for why this order):
+
+1. the :class:`~.handler.TrackerHandler` applies every record to its camera's state (read from
+   the table once per camera per batch) and plans the outputs and dead letters;
+2. all of them are produced and the service waits until Kafka acknowledged every one;
+3. only then each moved camera's new state is written to the table ``camera-state`` (key
+   camera_id, value :meth:`CameraState.to_bytes`), which Faust also sends to the changelog
+   topic ``<app id>-camera-state-changelog``;
+4. the events are acknowledged; Faust commits their offsets every ``commit_interval_s``, after
+   flushing its producer, so a committed offset never runs ahead of the changelog.
+
+The table is partitioned like the detections topic (same partition count, keys hashed with
+murmur2 by every producer), so a camera's state lives in its detections partition: the worker
+that owns the partition owns the state, and a rebalance moves both together. A worker that gets
+a partition recovers its states from the changelog (or its local RocksDB and the changelog's
+tail) before the agent sees an event.
+
+A failure to produce (Kafka refused or timed out) is not a property of one message: the process
+logs it and exits at once with status 3 (``os._exit``), committing nothing, so the batch is
+redelivered to whoever gets the partition next. Exiting is the safe choice because Faust acks the
+events of a batch whose processing raised and would later commit them. Faust's exactly-once mode
+is not used (it has known duplicate bugs, see DESIGN.md); outputs are idempotent instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+from confluent_kafka.admin import AdminClient
+from faust.streams import _current_event
+
+from vsa.runtime.logs import event
+from vsa.runtime.metrics import Health, ServiceMetrics, serve_http
+from vsa.runtime.settings import MAX_MESSAGE_BYTES, ConfigError, KafkaSettings
+
+from .config import SERVICE, TrackerSettings
+from .handler import BatchPlan, Record, StateWrite, TrackerHandler
+from .metrics import TrackerMetrics
+from .rulebook import ConfigFollower, RuleBook
+
+log = logging.getLogger("vsa.tracker")
+
+TABLE_NAME = "camera-state"
+#: Exit status after a failed produce (nothing committed; the batch will be redelivered).
+EXIT_PRODUCE_FAILED = 3
+
+
+def faust_broker(kafka: KafkaSettings) -> str:
+    """Faust's broker URL list from the bootstrap servers (``kafka://h1:p,kafka://h2:p``)."""
+    hosts = [h.strip() for h in kafka.bootstrap_servers.split(",") if h.strip()]
+    return ";".join(f"kafka://{host}" for host in hosts)
+
+
+def faust_credentials(kafka: KafkaSettings) -> Any:
+    """Faust credentials for SASL/SSL settings, or None for PLAINTEXT."""
+    if kafka.security_protocol == "PLAINTEXT":
+        return None
+    import ssl
+
+    context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
+    if kafka.ssl_certificate_location:
+        password = kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None
+        context.load_cert_chain(
+            kafka.ssl_certificate_location, kafka.ssl_key_location, password=password
+        )
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=kafka.sasl_username,
+        password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+        mechanism=kafka.sasl_mechanism or "PLAIN",
+        ssl_context=context if kafka.security_protocol == "SASL_SSL" else None,
+    )
+
+
+def check_topics(settings: TrackerSettings) -> int:
+    """The detections topic's partition count; ConfigError if a topic the service uses is missing.
+
+    Auto topic creation is off: topics come from ``vsa topics create`` (Faust creates only its
+    changelog topic, with the detections topic's partition count).
+    """
+    names = settings.topics
+    wanted = [names.name(t) for t in ("detections", "tracks", "alerts", "keyframes")]
+    wanted.append(names.dlq(SERVICE))
+    admin = AdminClient(settings.kafka.client_config())
+    topics = admin.list_topics(timeout=15).topics
+    missing = [name for name in wanted if name not in topics]
+    if missing:
+        raise ConfigError(
+            f"topics missing: {', '.join(missing)} (create them with `vsa topics create`)"
+        )
+    return len(topics[wanted[0]].partitions)
+
+
+def build_app(settings: TrackerSettings, partitions: int) -> faust.App:
+    """The Faust app: broker, store, group timings; no web server (we serve our own metrics)."""
+    store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
+    return faust.App(
+        settings.service_group,
+        broker=faust_broker(settings.kafka),
+        broker_credentials=faust_credentials(settings.kafka),
+        store=store,
+        datadir=str(settings.datadir),
+        topic_partitions=partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_disable_leader=True,
+        table_standby_replicas=settings.standby_replicas,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_client_id=f"{settings.kafka.client_id_prefix}-{SERVICE}",
+        producer_max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
+        producer_linger=settings.producer_linger_ms / 1000,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES + 64 * 1024,
+        web_enabled=False,
+        autodiscover=False,
+    )
+
+
+@contextmanager
+def event_context(source: Any) -> Iterator[None]:
+    """Make ``source`` (a Faust event) the current event while writing the table.
+
+    Faust picks the RocksDB partition and the changelog partition of a table write from the
+    current event. A batch is written after the stream moved on, so the write names the event
+    of the camera's last record itself (Faust has no public API for this).
+    """
+    token = _current_event.set(weakref.ref(source))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class TrackerService:
+    """The Faust app with its agent, table, handler, rules, metrics and health."""
+
+    def __init__(
+        self, settings: TrackerSettings, partitions: int, rulebook: RuleBook | None = None
+    ) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics(SERVICE)
+        self.tracker_metrics = TrackerMetrics(self.metrics)
+        self.health = Health()
+        self.rulebook = rulebook or make_rulebook(settings, self.tracker_metrics)
+        self.handler = TrackerHandler(
+            settings.topics, self.rulebook.rules_for, settings.tracking, self.tracker_metrics
+        )
+        self.app = build_app(settings, partitions)
+        self.detections = self.app.topic(
+            settings.topics.name("detections"), key_serializer="raw", value_serializer="raw"
+        )
+        self.table = self.app.Table(
+            TABLE_NAME, key_type=bytes, value_type=bytes, default=None, partitions=partitions
+        )
+        self.app.agent(self.detections, name="track")(self._agent)
+        self.app.timer(2.0, name="heartbeat")(self._beat)
+        self.app.on_rebalance_complete.connect(self._on_ready)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.batches = 0
+
+    async def _agent(self, stream: faust.StreamT[bytes]) -> None:
+        within = self.settings.max_wait_ms / 1000
+        assert isinstance(stream, faust.Stream)  # take_events is not in StreamT
+        async for events in stream.take_events(self.settings.max_batch, within=within):
+            # The batch finishes even if the agent is cancelled (shutdown): its events are
+            # acked when this loop asks for the next batch, and must not be acked half done.
+            task = asyncio.ensure_future(self.run_batch(events))
+            await _finish(task)
+
+    async def run_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
+        """Process, produce and wait for acks, then write the states (see module docstring)."""
+        started = time.perf_counter()
+        records = [_record(e) for e in events]
+        self.metrics.count_in(self.detections_name, len(records))
+        plan = self.handler.handle(records, self._load)
+        processed = time.perf_counter()
+        await self._produce(plan)
+        produced = time.perf_counter()
+        self._write_states(plan.writes)
+        done = time.perf_counter()
+        self._observe(plan, started, processed, produced, done)
+        if log.isEnabledFor(logging.DEBUG):
+            event(log, "batch_offsets", logging.DEBUG, offsets=_offset_ranges(records))
+        self.batches += 1
+        self.health.beat()
+
+    async def _produce(self, plan: BatchPlan) -> None:
+        """Send outputs and dead letters; return once Kafka acknowledged every one."""
+        producer = self.app.producer
+        try:
+            pending = []
+            for out in [*plan.outputs, *plan.dead_letters]:
+                key = out.key.encode() if isinstance(out.key, str) else out.key
+                fut = await producer.send(out.topic, key, out.value, None, None, out.headers)
+                pending.append(fut)
+            await asyncio.gather(*pending)
+        except Exception as exc:  # nothing committed: exit now, the batch is redelivered
+            _die(exc)
+        for out in plan.outputs:
+            self.metrics.count_out(out.topic)
+        for _ in plan.dead_letters:
+            self.metrics.count_dead_letter(self.detections_name)
+            self.metrics.count_error("dead_letter")
+
+    def _load(self, record: Record) -> bytes | None:
+        with event_context(record.source):
+            data: bytes | None = self.table.get(record.key)
+        return data
+
+    def _write_states(self, writes: Sequence[StateWrite]) -> None:
+        for write in writes:
+            with event_context(write.record.source):
+                self.table[write.key] = write.data
+
+    def _observe(self, plan: BatchPlan, *marks: float) -> None:
+        started, processed, produced, done = marks
+        self.tracker_metrics.observe_stage("process", processed - started)
+        self.tracker_metrics.observe_stage("produce", produced - processed)
+        self.tracker_metrics.observe_stage("state", done - produced)
+        self.metrics.observe_batch(sum(plan.outcomes.values()), done - started)
+        event(
+            log,
+            "batch",
+            logging.DEBUG,
+            records=sum(plan.outcomes.values()),
+            outputs=len(plan.outputs),
+            dead_letters=len(plan.dead_letters),
+            states=len(plan.writes),
+            ms=round((done - started) * 1000, 2),
+            **dict(plan.outcomes),
+        )
+
+    async def _beat(self) -> None:
+        self.health.beat()
+        self.tracker_metrics.cameras.labels(SERVICE).set(len(self.rulebook.cameras()))
+
+    async def _on_ready(self, *_: Any, **__: Any) -> None:
+        self.health.ready = True
+        assignment = self.app.consumer.assignment()
+        partitions = sorted(tp.partition for tp in assignment if tp.topic == self.detections_name)
+        self.health.detail["partitions"] = partitions
+        event(log, "partitions_ready", partitions=",".join(map(str, partitions)))
+
+    async def _on_revoked(self, *_: Any, **__: Any) -> None:
+        self.health.ready = False
+
+    @property
+    def detections_name(self) -> str:
+        return self.settings.topics.name("detections")
+
+
+async def _finish(task: asyncio.Future[None]) -> None:
+    """Await ``task`` to the end even when cancelled meanwhile; then re-raise the cancel."""
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+def _offset_ranges(records: Sequence[Record]) -> str:
+    """``p0:10-25,p3:7-9``: the offsets of a batch per partition (debug logs)."""
+    ranges: dict[int, tuple[int, int]] = {}
+    for r in records:
+        low, high = ranges.get(r.partition, (r.offset, r.offset))
+        ranges[r.partition] = (min(low, r.offset), max(high, r.offset))
+    return ",".join(f"p{p}:{lo}-{hi}" for p, (lo, hi) in sorted(ranges.items()))
+
+
+def _record(ev: faust.EventT[Any]) -> Record:
+    message = ev.message
+    raw = message.headers or []
+    pairs = raw.items() if isinstance(raw, Mapping) else raw
+    headers = [
+        (k, v.encode() if isinstance(v, str) else bytes(v)) for k, v in pairs if v is not None
+    ]
+    return Record(
+        key=message.key,
+        value=message.value,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        headers=headers,
+        source=ev,
+    )
+
+
+def _die(exc: BaseException) -> None:
+    event(
+        log,
+        "produce_failed_exiting",
+        logging.CRITICAL,
+        error_class=type(exc).__name__,
+        error=str(exc)[:300],
+    )
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(EXIT_PRODUCE_FAILED)
+
+
+def make_rulebook(settings: TrackerSettings, metrics: TrackerMetrics | None = None) -> RuleBook:
+    """The rule book with the rules file loaded (ConfigError if it is invalid)."""
+    on_invalid = None
+    if metrics is not None:
+        on_invalid = lambda _camera: metrics.config_invalid.labels(SERVICE).inc()  # noqa: E731
+    book = RuleBook(
+        settings.known_classes or None,
+        settings.anchor,
+        settings.keyframe_interval_s,
+        on_invalid=on_invalid,
+    )
+    if settings.rules_file is not None:
+        count = book.load_file(settings.rules_file)
+        event(log, "rules_file_loaded", path=str(settings.rules_file), cameras=count)
+    return book
+
+
+def follow_camera_config(settings: TrackerSettings, book: RuleBook) -> ConfigFollower | None:
+    """Start following the camera-config topic and wait (bounded) until it was read to its end."""
+    if not settings.follow_camera_config:
+        return None
+    follower = ConfigFollower(
+        settings.kafka,
+        settings.topics.name("camera_config"),
+        f"{settings.service_group}-{os.getpid()}",
+        book.apply_record,
+    )
+    follower.start()
+    if settings.camera_config_sync_s > 0 and not follower.wait_synced(
+        settings.camera_config_sync_s
+    ):
+        event(
+            log, "camera_config_not_synced", logging.WARNING, waited_s=settings.camera_config_sync_s
+        )
+    return follower
+
+
+def quiet_framework(level: str) -> None:
+    """Faust, mode and aiokafka log at ``level`` and above (their INFO is rebalance chatter)."""
+    for name in ("faust", "mode", "aiokafka"):
+        logging.getLogger(name).setLevel(level)
+
+
+def run_tracker(settings: TrackerSettings) -> int:
+    """Run the service until SIGTERM/SIGINT; the process exit code."""
+    quiet_framework(settings.framework_log_level)
+    partitions = check_topics(settings)
+    service = TrackerService(settings, partitions)
+    follower = follow_camera_config(settings, service.rulebook)
+    server = serve_http(
+        service.metrics, service.health, settings.metrics_host, settings.metrics_port
+    )
+    event(
+        log,
+        "tracker_starting",
+        app_id=settings.service_group,
+        partitions=partitions,
+        store=settings.store,
+        datadir=str(settings.datadir),
+        metrics_port=server.server_address[1],
+        cameras_with_rules=len(service.rulebook.cameras()),
+    )
+    worker = faust.Worker(service.app, quiet=True, override_logging=False, redirect_stdouts=False)
+    code = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    finally:
+        server.shutdown()
+        if follower is not None:
+            follower.stop()
+    event(log, "tracker_stopped", batches=service.batches)
+    return code

@@ -1,0 +1,173 @@
+"""Tracker and camera state encode to bytes exactly, and a decoded copy steps identically."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vsa.schemas import CameraConfig, Detection, Detections, FrameRef
+from vsa.services.tracker.camera import CameraState, process
+from vsa.services.tracker.core import (
+    FrameDetections,
+    StateFormatError,
+    TrackerConfig,
+    TrackerState,
+    TrackOutputs,
+    step,
+)
+from vsa.services.tracker.rules import compile_rules
+
+T0 = 1_767_225_600.0
+
+
+@st.composite
+def scenes(draw: st.DrawFn) -> list[tuple[int, float, FrameDetections]]:
+    """Frames of a few moving objects with misses, clutter, class flicker, gaps and repeats."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    objects = draw(st.integers(0, 6))
+    frames = draw(st.integers(1, 40))
+    start = rng.uniform(0, 500, (objects, 2))
+    velocity = rng.uniform(-80, 80, (objects, 2))
+    size = rng.uniform(10, 120, (objects, 2))
+    seq, ts, out = 0, T0, []
+    for _ in range(frames):
+        seq += int(rng.choice([0, 1, 1, 1, 2, 5]))  # 0: a redelivery of the previous frame
+        ts += float(rng.choice([0.0, 0.04, 0.1, 0.1, 0.5, 3.0]))
+        centre = start + velocity * (ts - T0) + rng.normal(0, 2, (objects, 2))
+        keep = rng.random(objects) > 0.2
+        boxes = np.hstack([centre - size / 2, centre + size / 2])[keep]
+        clutter = rng.uniform(0, 400, (int(rng.integers(0, 3)), 4))
+        boxes = np.vstack([boxes, np.hstack([clutter[:, :2], clutter[:, :2] + 30])])
+        scores = rng.uniform(0.0, 1.0, len(boxes))
+        classes = rng.choice([0, 0, 0, 2], len(boxes))
+        out.append((seq, ts, FrameDetections(boxes, scores, classes)))
+    return out
+
+
+configs = st.builds(
+    TrackerConfig,
+    min_hits=st.integers(1, 3),
+    max_lost_s=st.sampled_from([0.3, 1.0, 5.0]),
+    max_lost_frames=st.sampled_from([None, 2]),
+    fuse_score=st.booleans(),
+)
+
+
+def assert_same_outputs(a: TrackOutputs | None, b: TrackOutputs | None) -> None:
+    assert (a is None) == (b is None)
+    if a is None or b is None:
+        return
+    for field in dataclasses.fields(a):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype, field.name
+            assert np.array_equal(x, y), field.name
+        else:
+            assert x == y, field.name
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scene=scenes(), config=configs)
+def test_tracker_state_round_trips_exactly_and_steps_identically(
+    scene: list[tuple[int, float, FrameDetections]], config: TrackerConfig
+) -> None:
+    state = TrackerState()
+    for seq, ts, frame in scene:
+        data = state.to_bytes()
+        copy = TrackerState.from_bytes(data)
+        assert copy.to_bytes() == data
+        state, out = step(state, frame, ts, seq, config)
+        copy, copy_out = step(copy, frame, ts, seq, config)
+        assert copy.to_bytes() == state.to_bytes()
+        assert_same_outputs(out, copy_out)
+
+
+RULES = CameraConfig.from_dict(
+    {
+        "camera_id": "cam",
+        "zones": [{"zone_id": "z", "polygon": [[0.1, 0.1], [0.6, 0.1], [0.6, 0.7], [0.1, 0.7]]}],
+        "lines": [{"line_id": "l", "a": [0.3, 0.0], "b": [0.3, 1.0]}],
+        "rules": [
+            {"kind": "zone_intrusion", "rule_id": "in", "zone_id": "z", "cooldown_s": 0.5},
+            {"kind": "loitering", "rule_id": "loiter", "zone_id": "z", "dwell_s": 0.5},
+            {"kind": "line_crossing", "rule_id": "cross", "line_id": "l", "cooldown_s": 0},
+            {"kind": "crowding", "rule_id": "crowd", "zone_id": "z", "min_count": 2},
+        ],
+        "keyframe_interval_s": 0.3,
+    }
+)
+
+
+def message(seq: int, ts: float, frame: FrameDetections) -> Detections:
+    boxes = [
+        Detection(
+            xyxy=tuple(b), class_id=int(c), class_name="car" if c else "person", score=float(s)
+        )
+        for b, s, c in zip(frame.xyxy.tolist(), frame.scores, frame.class_ids, strict=True)
+    ]
+    ref = FrameRef(topic="frames", partition=0, offset=seq, camera_id="cam", frame_seq=seq)
+    return Detections(
+        camera_id="cam",
+        frame_seq=seq,
+        frame=ref,
+        capture_ts=ts,
+        width=640,
+        height=480,
+        model_id="m",
+        boxes=boxes,
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scene=scenes())
+def test_camera_state_with_rules_round_trips_exactly_and_alerts_identically(
+    scene: list[tuple[int, float, FrameDetections]],
+) -> None:
+    rules = compile_rules(RULES, ["person", "car"])
+    state = CameraState()
+    for seq, ts, frame in scene:
+        if np.any(frame.xyxy[:, :2] > frame.xyxy[:, 2:]):
+            continue
+        msg = message(seq, ts, frame)
+        data = state.to_bytes()
+        copy = CameraState.from_bytes(data)
+        assert copy.to_bytes() == data
+        state, out = process(state, msg, rules)
+        copy, copy_out = process(copy, msg, rules)
+        assert copy.to_bytes() == state.to_bytes()
+        assert (out is None) == (copy_out is None)
+        if out is not None and copy_out is not None:
+            assert out.tracks == copy_out.tracks
+            assert out.alerts == copy_out.alerts
+            assert out.keyframe == copy_out.keyframe
+
+
+def test_bad_bytes_are_refused_clearly() -> None:
+    data = CameraState().to_bytes()
+    with pytest.raises(StateFormatError, match="magic"):
+        CameraState.from_bytes(b"x" + data[1:])
+    with pytest.raises(StateFormatError, match="truncated"):
+        CameraState.from_bytes(data[:-3])
+    with pytest.raises(StateFormatError, match="trailing"):
+        CameraState.from_bytes(data + b"\0")
+    with pytest.raises(StateFormatError, match="magic"):
+        TrackerState.from_bytes(data)
+
+
+def test_states_are_read_only_whether_stepped_or_decoded() -> None:
+    one = FrameDetections(np.array([[0, 0, 10, 10.0]]), np.array([0.9]), np.array([0]))
+    state, out = step(TrackerState(), one, T0, 0)
+    assert out is not None
+    copy = TrackerState.from_bytes(state.to_bytes())
+    for s in (state, copy):
+        assert not s.floats.flags.writeable
+        assert not s.ints.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        out.track_ids[0] = 5  # outputs share the state's memory: nobody may change it
+    after, out = step(copy, FrameDetections.empty(), T0 + 0.1, 1)
+    assert out is not None
+    assert after.track_ids.tolist() == [1]
