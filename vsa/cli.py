@@ -94,10 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="Run the main job: local stack + sample cameras, live view.")
-    p.add_argument("--cameras", type=int, default=4, help="Simulated cameras from the sample clip.")
-    p.add_argument("--duration", type=float, default=60.0, help="Seconds to run (Ctrl-C stops).")
-    p.add_argument("--fast", action="store_true", help="Files as fast as possible, not real time.")
+    p = sub.add_parser("demo", help="Run the main job: the whole pipeline on the local stack.")
+    p.add_argument("--cameras", type=int, default=3, help="Simulated cameras from the sample clip.")
+    p.add_argument("--fps", type=float, default=3.0, help="Frames/s per camera into the pipeline.")
+    p.add_argument("--duration", type=float, default=90.0, help="Seconds to run (Ctrl-C stops).")
+    p.add_argument("--drain", type=float, default=20.0, help="Seconds to let the stages finish.")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("devstack", help="Local Kafka + OpenSearch: up, down, status, fetch.")

@@ -60,7 +60,7 @@ def indexer_main(args: argparse.Namespace) -> int:
     return run_indexer(load_settings(IndexerSettings, args.config), idle_exit_s=args.idle_exit)
 
 
-def _searcher(config: Path | None, **overrides: Any) -> Any:
+def make_searcher(config: Path | None, **overrides: Any) -> Any:
     from .embedder import SentenceEmbedder
     from .search import Searcher
     from .settings import SearchSettings
@@ -90,7 +90,7 @@ def search_main(args: argparse.Namespace) -> int:
         print(f"vsa search: invalid query: {exc}", file=sys.stderr)
         return 2
     try:
-        hits = _searcher(args.config).search(query)
+        hits = make_searcher(args.config).search(query)
     except SearchUnavailableError as exc:
         print(f"vsa search: {exc}", file=sys.stderr)
         return 1
@@ -131,7 +131,7 @@ def search_api_main(args: argparse.Namespace) -> int:
         overrides["api_host"] = args.host
     if args.port is not None:
         overrides["api_port"] = args.port
-    searcher = _searcher(args.config, **overrides)
+    searcher = make_searcher(args.config, **overrides)
     settings = searcher.settings
     server = make_server(searcher, settings.api_host, settings.api_port)
     # shutdown() waits for serve_forever() to return, so it must run outside the signal handler.
