@@ -325,7 +325,7 @@ def start_worker(
         "VSA_TRACKER_HEARTBEAT_INTERVAL_S": "1",
         "VSA_TRACKER_REBALANCE_TIMEOUT_S": "20",
         "VSA_TRACKER_CAMERA_CONFIG_SYNC_S": "15",
-        "VSA_TRACKER_FRAMEWORK_LOG_LEVEL": "WARNING",
+        "VSA_TRACKER_FRAMEWORK_LOG_LEVEL": os.environ.get("VSA_TRACKER_FRAMEWORK_LOG_LEVEL", "WARNING"),
     }
 
     def start(datadir: str = "data", **env: str) -> TrackerWorker:
