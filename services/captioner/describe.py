@@ -209,9 +209,10 @@ def place_of(xyxy: Sequence[float], width: int, height: int) -> str:
 
 
 def zones_of(obj: TrackedObject, zones: Sequence[Zone], width: int, height: int) -> list[str]:
-    """Names of the zones containing the object's ground point (bottom centre of its box)."""
+    """Names of the zones containing the object's box centre — the point the tracker's rules
+    test by default (``anchor: center``), so captions and alerts agree on who is in a zone."""
     x = (obj.xyxy[0] + obj.xyxy[2]) / 2 / max(width, 1)
-    y = obj.xyxy[3] / max(height, 1)
+    y = (obj.xyxy[1] + obj.xyxy[3]) / 2 / max(height, 1)
     return [zone.name or zone.zone_id for zone in zones if _inside(x, y, zone.polygon)]
 
 
