@@ -229,6 +229,17 @@ def test_tracker_statefulset_keeps_rocksdb_on_a_volume(render: Renderer) -> None
     assert headless["spec"]["clusterIP"] == "None"
 
 
+def test_tracker_reads_the_chart_rules_only_when_there_are_some(render: Renderer) -> None:
+    assert "--rules" not in container(workload(render(), "tracker"))["args"]
+    rules = render(sets=["cameraRules.camera_id=gate", "cameraRules.keyframe_interval_s=5"])
+    args = container(workload(rules, "tracker"))["args"]
+    assert args[args.index("--rules") + 1] == "/etc/vsa/config/camera-rules.yaml"
+    rendered_rules = yaml.safe_load(
+        rules.get("ConfigMap", "vsa-config")["data"]["camera-rules.yaml"]
+    )
+    assert rendered_rules == {"camera_id": "gate", "keyframe_interval_s": 5}
+
+
 def test_ingest_is_one_pod_per_shard_and_recreated(render: Renderer) -> None:
     ingest = workload(render(), "ingest")
     assert ingest["spec"]["replicas"] == 1
