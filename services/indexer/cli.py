@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--idle-exit", type=float, metavar="S", help="Stop after S seconds without messages."
     )
+    p.add_argument(
+        "--init-only",
+        action="store_true",
+        help="Write the index templates and create the indices, then exit (deploy hooks).",
+    )
     p.set_defaults(func=indexer_main)
 
     p = sub.add_parser("search", help="Search keyframes in plain words.")
@@ -57,7 +62,29 @@ def indexer_main(args: argparse.Namespace) -> int:
     from .service import run_indexer
     from .settings import IndexerSettings
 
-    return run_indexer(load_settings(IndexerSettings, args.config), idle_exit_s=args.idle_exit)
+    settings = load_settings(IndexerSettings, args.config)
+    if args.init_only:
+        return init_indices(settings)
+    return run_indexer(settings, idle_exit_s=args.idle_exit)
+
+
+def init_indices(settings: Any) -> int:
+    """``vsa indexer --init-only``: templates and indices, idempotently; 1 if OpenSearch fails."""
+    from opensearchpy.exceptions import OpenSearchException
+
+    from .store import ensure_indices, make_client
+
+    client = make_client(settings.opensearch, settings.retry.request_timeout_s)
+    try:
+        created = ensure_indices(client, settings)
+    except OpenSearchException as exc:
+        print(
+            f"vsa indexer: cannot set up the indices at {settings.opensearch.url}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"index templates written; indices created: {', '.join(created) or 'none (all existed)'}")
+    return 0
 
 
 def make_searcher(config: Path | None, **overrides: Any) -> Any:

@@ -51,8 +51,9 @@ def workload(rendered: Rendered, component: str) -> dict[str, Any]:
 
 
 def container(obj: dict[str, Any]) -> dict[str, Any]:
+    """The pod's container; the hook Job's first one (topics; the second sets up indices)."""
     containers = obj["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
+    assert len(containers) == (2 if obj["kind"] == "Job" and len(containers) > 1 else 1)
     return dict(containers[0])
 
 

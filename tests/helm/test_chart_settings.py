@@ -19,7 +19,7 @@ from vsa.runtime.settings import KafkaSettings, OpenSearchSettings, load_setting
 from vsa.runtime.topics import TopicsSettings
 from vsa.services.ingest.config import load_cameras_file
 
-from .conftest import INSTALL_TIMEOUT_S, Rendered
+from .conftest import INSTALL_TIMEOUT_S, Rendered, Renderer
 
 pytestmark = pytest.mark.timeout(INSTALL_TIMEOUT_S + 120)
 
@@ -109,3 +109,21 @@ def test_the_topics_job_settings(
     specs = topics.specs()
     assert f"{env['VSA_TOPICS_NAMES__PREFIX']}frames" in specs
     assert load_settings(KafkaSettings).security_protocol == env["KAFKA_SECURITY_PROTOCOL"]
+
+
+def test_the_hook_sets_up_the_indices_with_the_indexers_settings(
+    render: Renderer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vsa.services.indexer.settings import IndexerSettings
+
+    sets = ["indexer.config.hnsw.m=24", "indexer.config.consume_alerts=false"]
+    job = render(sets=sets).get("Job", "vsa-topics")
+    containers = {c["name"]: c for c in job["spec"]["template"]["spec"]["containers"]}
+    assert containers["indices"]["args"] == ["indexer", "--init-only"]
+    env = use_env(monkeypatch, containers["indices"])
+    settings = load_settings(IndexerSettings)
+    assert settings.hnsw.m == 24
+    assert settings.consume_alerts is False
+    assert settings.opensearch.url == env["OPENSEARCH_URL"]
+    without = render(sets=["indexer.enabled=false"]).get("Job", "vsa-topics")
+    assert [c["name"] for c in without["spec"]["template"]["spec"]["containers"]] == ["topics"]
