@@ -2,9 +2,10 @@
 ``Tracks`` message, alerts and keyframe of that frame out. Pure (no Kafka, no Faust).
 
 The Faust app keeps one :class:`CameraState` per camera_id in a table whose values are
-``CameraState.to_bytes()``; for every detections message it calls :func:`process` and writes the
-new state back before producing the outputs. A redelivered message (frame_seq not above the last
-applied one) returns the state unchanged and no outputs.
+``CameraState.to_bytes()``; for every detections message it calls :func:`process`, produces the
+outputs and writes the new state back once Kafka acknowledged them. A redelivered message
+(frame_seq not above the last applied one) returns the state unchanged and no outputs. The
+outputs are built as JSON documents straight from the core's arrays (see ``outputs.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vsa.schemas import Alert, Detections, Keyframe, TrackedObject, Tracks
+from vsa.schemas import Alert, Detections, TrackedObject
 
 from .core import (
     DEFAULT_CONFIG,
@@ -28,7 +29,8 @@ from .core import (
     step,
 )
 from .core.binary import Reader, Writer
-from .keyframes import decide_keyframe
+from .keyframes import keyframe_due
+from .outputs import FrameOutputs, object_docs
 from .rules import CameraRules, FrameContext, RuleState, TrackView, evaluate
 
 #: First bytes of an encoded camera state; the last byte is the format version.
@@ -85,13 +87,7 @@ class CameraState:
         return cls(tracker, rules, float(keyframe_ts) if has_keyframe else None, names)
 
 
-@dataclass(frozen=True)
-class FrameOutputs:
-    """What one frame produces: its tracks message, its alerts and maybe a keyframe."""
-
-    tracks: Tracks
-    alerts: list[Alert]
-    keyframe: Keyframe | None
+__all__ = ["CameraState", "FrameOutputs", "detection_arrays", "process", "tracked_objects"]
 
 
 def detection_arrays(message: Detections) -> FrameDetections:
@@ -141,32 +137,26 @@ def process(
     if outputs is None:
         return state, None
     names = {**state.class_names, **{box.class_id: box.class_name for box in message.boxes}}
-    objects = tracked_objects(outputs, names)
-    tracks = Tracks(
-        camera_id=message.camera_id,
-        frame_seq=message.frame_seq,
-        frame=message.frame,
-        capture_ts=message.capture_ts,
-        tracks=objects,
-    )
-    rule_state, alerts = _apply_rules(state.rules, rules, outputs, objects, message)
-    keyframe_ts, keyframe = decide_keyframe(
+    objects = object_docs(outputs, names)
+    class_names = tuple(obj["class_name"] for obj in objects)
+    rule_state, alerts = _apply_rules(state.rules, rules, outputs, class_names, message)
+    keyframe_ts, reason, keyframe_tracks = keyframe_due(
         state.last_keyframe_ts,
         rules.keyframe_interval_s if rules is not None else 0.0,
-        message,
-        objects,
+        message.capture_ts,
+        bool((outputs.status == STATUS_CONFIRMED).any()),
         outputs.new_confirmed_ids.tolist(),
         alerts,
     )
     new_state = CameraState(tracker, rule_state, keyframe_ts, names)
-    return new_state, FrameOutputs(tracks, alerts, keyframe)
+    return new_state, FrameOutputs(message, objects, alerts, reason, keyframe_tracks)
 
 
 def _apply_rules(
     state: RuleState,
     rules: CameraRules | None,
     outputs: TrackOutputs,
-    objects: list[TrackedObject],
+    class_names: tuple[str, ...],
     message: Detections,
 ) -> tuple[RuleState, list[Alert]]:
     if rules is None or not rules.rules:
@@ -174,7 +164,7 @@ def _apply_rules(
     view = TrackView(
         track_ids=outputs.track_ids,
         xyxy=outputs.xyxy,
-        class_names=tuple(obj.class_name for obj in objects),
+        class_names=class_names,
         observed=outputs.status == STATUS_CONFIRMED,
         confirmed=outputs.confirmed(),
         velocity_px_s=outputs.velocity_px_s,

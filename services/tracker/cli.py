@@ -30,7 +30,7 @@ TOPICS = ("tracks", "alerts", "keyframes")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``vsa track`` and ``vsa tracker``."""
+    """Add ``vsa tracker`` (the service) and ``vsa track`` (the offline replay)."""
     service = sub.add_parser(
         "tracker",
         help="Run the tracker service (detections → tracks, alerts, keyframes topics).",
@@ -41,7 +41,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     service.add_argument("--config", type=Path, help="YAML file with TrackerSettings keys.")
     service.add_argument("--rules", type=Path, help="YAML camera configs (sets rules_file).")
     service.set_defaults(func=tracker_main)
+    _register_track(sub)
 
+
+def _register_track(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "track",
         help="Replay detections JSON lines through the tracker and rules; print JSON lines.",

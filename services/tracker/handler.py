@@ -176,7 +176,7 @@ class TrackerHandler:
     def encode(self, camera_id: str, outputs: FrameOutputs) -> list[Output]:
         """The Kafka messages of one frame, keyed by camera_id: tracks, alerts, keyframe."""
         key = camera_id.encode("utf-8")
-        messages = [Output(self.tracks_topic, key, outputs.tracks.to_bytes())]
+        messages = [Output(self.tracks_topic, key, outputs.tracks_json())]
         for alert in outputs.alerts:
             messages.append(Output(self.alerts_topic, key, alert.to_bytes()))
             event(
@@ -191,12 +191,11 @@ class TrackerHandler:
             )
             if self.metrics is not None:
                 self.metrics.alerts.labels(self.metrics.service, alert.kind).inc()
-        if outputs.keyframe is not None:
-            messages.append(Output(self.keyframes_topic, key, outputs.keyframe.to_bytes()))
+        keyframe = outputs.keyframe_json()
+        if keyframe is not None:
+            messages.append(Output(self.keyframes_topic, key, keyframe))
         if self.metrics is not None:
-            self.metrics.frame_age.labels(self.metrics.service).observe(
-                max(0.0, time.time() - outputs.tracks.capture_ts)
-            )
+            self.metrics.observe_frame_age(max(0.0, time.time() - outputs.message.capture_ts))
         return messages
 
     def _reject(self, record: Record, exc: Exception, plan: BatchPlan) -> None:

@@ -18,6 +18,33 @@ from collections.abc import Sequence
 from vsa.schemas import Alert, Detections, Keyframe, KeyframeReason, TrackedObject
 
 
+def keyframe_due(
+    last_keyframe_ts: float | None,
+    interval_s: float,
+    ts: float,
+    any_confirmed: bool,
+    new_track_ids: Sequence[int],
+    alerts: Sequence[Alert],
+) -> tuple[float | None, KeyframeReason | None, list[int]]:
+    """Whether this frame is a keyframe: ``(new last-keyframe time, reason or None, track ids)``.
+
+    Args:
+        last_keyframe_ts: capture time of the camera's last keyframe, or None for none yet.
+        interval_s: seconds between periodic keyframes; 0 = off.
+        ts: this frame's capture time, UNIX seconds.
+        any_confirmed: a confirmed track is seen on this frame (periodic keyframes need one).
+        new_track_ids: tracks confirmed on this frame.
+        alerts: alerts fired on this frame.
+    """
+    if alerts:
+        return ts, "alert", sorted({tid for alert in alerts for tid in alert.track_ids})
+    if new_track_ids:
+        return ts, "new_track", sorted(new_track_ids)
+    if _periodic_due(last_keyframe_ts, interval_s, ts, any_confirmed):
+        return ts, "periodic", []
+    return last_keyframe_ts, None, []
+
+
 def decide_keyframe(
     last_keyframe_ts: float | None,
     interval_s: float,
@@ -36,24 +63,17 @@ def decide_keyframe(
         new_track_ids: tracks confirmed on this frame.
         alerts: alerts fired on this frame.
     """
-    ts = message.capture_ts
-    reason: KeyframeReason | None = None
-    track_ids: list[int] = []
-    if alerts:
-        reason = "alert"
-        track_ids = sorted({tid for alert in alerts for tid in alert.track_ids})
-    elif new_track_ids:
-        reason = "new_track"
-        track_ids = sorted(new_track_ids)
-    elif _periodic_due(last_keyframe_ts, interval_s, ts, objects):
-        reason = "periodic"
+    confirmed = any(obj.state == "confirmed" for obj in objects)
+    ts, reason, track_ids = keyframe_due(
+        last_keyframe_ts, interval_s, message.capture_ts, confirmed, new_track_ids, alerts
+    )
     if reason is None:
-        return last_keyframe_ts, None
+        return ts, None
     keyframe = Keyframe(
         camera_id=message.camera_id,
         frame_seq=message.frame_seq,
         frame=message.frame,
-        capture_ts=ts,
+        capture_ts=message.capture_ts,
         reason=reason,
         track_ids=track_ids,
         alert_ids=[alert.alert_id for alert in alerts],
@@ -66,9 +86,9 @@ def decide_keyframe(
 
 
 def _periodic_due(
-    last_keyframe_ts: float | None, interval_s: float, ts: float, objects: Sequence[TrackedObject]
+    last_keyframe_ts: float | None, interval_s: float, ts: float, any_confirmed: bool
 ) -> bool:
     """Periodic keyframes are on, one is due, and a confirmed object is in view."""
-    if interval_s <= 0 or not any(obj.state == "confirmed" for obj in objects):
+    if interval_s <= 0 or not any_confirmed:
         return False
     return last_keyframe_ts is None or ts - last_keyframe_ts >= interval_s

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from vsa.runtime.metrics import ServiceMetrics
 
@@ -17,7 +17,12 @@ class TrackerMetrics:
 
     def __init__(self, metrics: ServiceMetrics) -> None:
         self.base = metrics
-        registry, self.service = metrics.registry, metrics.service
+        self.service = metrics.service
+        self._counters(metrics.registry)
+        self._histograms(metrics.registry)
+        self._frame_age = self.frame_age.labels(self.service)  # once per frame: keep the child
+
+    def _counters(self, registry: CollectorRegistry) -> None:
         self.frames = Counter(
             "vsa_tracker_frames",
             "Detections messages by outcome: applied, already_applied (redelivered, skipped), "
@@ -31,6 +36,26 @@ class TrackerMetrics:
             ["service", "kind"],
             registry=registry,
         )
+        self.offset_gaps = Counter(
+            "vsa_tracker_offset_gaps",
+            "Seeks back to a detections offset the stream skipped (see offsets.py).",
+            ["service"],
+            registry=registry,
+        )
+        self.config_invalid = Counter(
+            "vsa_tracker_camera_config_invalid",
+            "Camera configs refused (bad schema or unknown class); the previous rules stay.",
+            ["service"],
+            registry=registry,
+        )
+        self.cameras = Gauge(
+            "vsa_tracker_cameras_with_rules",
+            "Cameras with rules in force.",
+            ["service"],
+            registry=registry,
+        )
+
+    def _histograms(self, registry: CollectorRegistry) -> None:
         self.stage_seconds = Histogram(
             "vsa_tracker_stage_seconds",
             "Time of one batch in each stage (process: decode + track + rules + encode; "
@@ -53,18 +78,10 @@ class TrackerMetrics:
             buckets=_STATE_BUCKETS,
             registry=registry,
         )
-        self.cameras = Gauge(
-            "vsa_tracker_cameras_with_rules",
-            "Cameras with rules in force.",
-            ["service"],
-            registry=registry,
-        )
-        self.config_invalid = Counter(
-            "vsa_tracker_camera_config_invalid",
-            "Camera configs refused (bad schema or unknown class); the previous rules stay.",
-            ["service"],
-            registry=registry,
-        )
+
+    def observe_frame_age(self, seconds: float) -> None:
+        """One applied frame's capture-to-output time, seconds."""
+        self._frame_age.observe(seconds)
 
     def count_frames(self, outcome: str, n: int = 1) -> None:
         if n:
