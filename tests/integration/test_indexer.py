@@ -36,6 +36,8 @@ from vsa.services.indexer.settings import (
 from vsa.services.indexer.store import make_client
 from vsa.services.indexer.synthetic import synthetic_caption
 
+from .test_ingest import read_frames
+
 pytestmark = pytest.mark.integration
 
 BASE_TS = 1_763_700_000.0  # 2025-11-21T04:40Z
@@ -155,23 +157,7 @@ def committed(kafka: KafkaSettings, group: str, topic: str, partitions: int = 2)
 def read_topic(
     kafka: KafkaSettings, topic: str, expected: int, timeout_s: float = 15
 ) -> list[Message]:
-    consumer = Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": f"check-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            out.extend(m for m in consumer.consume(100, 0.5) if m.error() is None)
-    finally:
-        consumer.close()
-    return out
+    return read_frames(kafka, topic, expected, timeout_s)
 
 
 def check_searchable(
