@@ -8,8 +8,12 @@ the group join are not counted. Rows:
 
 - ``vsa tracker``: the service (``python -m vsa tracker``, RocksDB store, state written to the
   table and its changelog after every batch);
-- ``Faust pass-through``: the same worker and agent loop with the handler replaced by a copy of
-  each message to the tracks topic (no decoding, tracking or state): Faust + aiokafka's cost;
+- ``Faust pass-through``: the same worker, agent loop and output producer with the handler
+  replaced by a copy of each message to the tracks topic (no decoding, tracking or state):
+  what consuming through Faust and producing cost per message;
+- ``vsa tracker, 2 workers``: two workers of one app id share the 4 partitions (the backlog is
+  produced once both are ready); on a 2-core machine that also runs the broker this shows
+  whether a second process adds anything;
 - ``confluent pass-through``: librdkafka consumer → producer → commit of the same messages in
   batches of 256, no Faust: the Kafka I/O floor of this machine;
 - ``handler, no Kafka``: ``TrackerHandler.handle`` on the same bytes in batches of 256 with a
@@ -121,6 +125,12 @@ def write_rules(path: Path, cameras: int) -> Path:
 
 
 # ------------------------------------------------------------------------------ Kafka helpers
+
+
+def drop(kafka: KafkaSettings, names: TopicNames) -> None:
+    """Delete a run's topics, the state changelog Faust created included."""
+    specs = load_settings(TopicsSettings, None, names=names).specs()
+    delete_topics(kafka, [*specs, f"{names.prefix}tracker-camera-state-changelog"])
 
 
 def create(kafka: KafkaSettings, prefix: str) -> TopicNames:
@@ -263,7 +273,7 @@ def two_workers(
             proc.terminate()
         for proc in procs:
             proc.wait(60)
-    delete_topics(kafka, [*load_settings(TopicsSettings, None, names=names).specs()])
+    drop(kafka, names)
     return Row("vsa tracker, 2 workers of one app (4 partitions)", len(items), span, cpu)
 
 
@@ -406,20 +416,20 @@ def measure_workers(
     rows = []
     variants = [
         ("vsa tracker (Faust, RocksDB, state per batch)", ["-m", "vsa", "tracker"]),
-        ("Faust pass-through (same agent loop, no tracking)", [__file__, "--passthrough"]),
+        ("Faust pass-through (same worker, no tracking)", [__file__, "--passthrough"]),
     ]
     for index, (label, argv) in enumerate(variants):
         names = create(kafka, f"bench-{uuid.uuid4().hex[:8]}.")
         produce_all(kafka, names.name("detections"), items)
         env = worker_env(kafka, names, rules, tmp / f"data-{index}")
         rows.append(run_worker(label, argv, env, names.name("tracks"), kafka, len(items)))
-        delete_topics(kafka, [*load_settings(TopicsSettings, None, names=names).specs()])
+        drop(kafka, names)
     if workers2:
         rows.append(two_workers(kafka, items, rules, tmp))
     names = create(kafka, f"bench-{uuid.uuid4().hex[:8]}.")
     produce_all(kafka, names.name("detections"), items)
     rows.append(confluent_passthrough(kafka, names, len(items)))
-    delete_topics(kafka, [*load_settings(TopicsSettings, None, names=names).specs()])
+    drop(kafka, names)
     return rows
 
 

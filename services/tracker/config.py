@@ -145,6 +145,13 @@ class TrackerSettings(ServiceSettings):
         description="Longest wait to fill a batch once a message is there; the latency an "
         "idle stream adds to a frame.",
     )
+    produce_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for Kafka to acknowledge a batch's outputs; after it the "
+        "worker exits (status 3) without committing, and the batch is processed again.",
+    )
     producer_linger_ms: int = Field(
         1,
         ge=0,

@@ -8,13 +8,15 @@ in this order):
 
 1. the :class:`~.handler.TrackerHandler` applies every record to its camera's state (read from
    the table once per camera per batch) and plans the outputs and dead letters;
-2. all of them are produced and the service waits until Kafka acknowledged every one;
+2. all of them are produced (an idempotent librdkafka producer, murmur2 keys, as every vsa
+   producer; Faust's own aiokafka producer carries only the changelog) and the service waits
+   until Kafka acknowledged every one;
 3. only then each moved camera's new state is written to the table ``camera-state`` (key
    camera_id, value :meth:`CameraState.to_bytes`), which Faust also sends to the changelog
    topic ``<app id>-camera-state-changelog``;
 4. only then the events are acknowledged; Faust commits acknowledged offsets every
    ``commit_interval_s``, after flushing its producer, so a committed offset never runs ahead
-   of the changelog.
+   of the changelog (nor of the outputs, acknowledged in step 2).
 
 Faust's own batching (``Stream.take_events``) is not used: with it, in about one restart in
 three of the kill -9 integration test, a record between two batches never reached the agent
@@ -52,6 +54,7 @@ from confluent_kafka.admin import AdminClient
 from faust.streams import _current_event
 from faust.types import TP
 
+from vsa.runtime.kafka import Producer
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics, serve_http
 from vsa.runtime.settings import MAX_MESSAGE_BYTES, ConfigError, KafkaSettings
@@ -174,6 +177,9 @@ class TrackerService:
             settings.topics, self.rulebook.rules_for, settings.tracking, self.tracker_metrics
         )
         self.app = build_app(settings, partitions)
+        self.producer = Producer(
+            settings.kafka, SERVICE, **{"linger.ms": settings.producer_linger_ms}
+        )
         self.detections = self.app.topic(
             settings.topics.name("detections"), key_serializer="raw", value_serializer="raw"
         )
@@ -240,16 +246,18 @@ class TrackerService:
             await self.app.consumer.seek_wait({tp: offset})
 
     async def _produce(self, plan: BatchPlan) -> None:
-        """Send outputs and dead letters; return once Kafka acknowledged every one."""
-        producer = self.app.producer
+        """Send outputs and dead letters; return once Kafka acknowledged every one.
+
+        They go through an idempotent librdkafka producer (murmur2 keys, like every vsa
+        producer); waiting for its acknowledgements runs in a thread, so the event loop (and
+        the group heartbeats) go on meanwhile.
+        """
         try:
-            pending = []
             for out in [*plan.outputs, *plan.dead_letters]:
-                key = out.key.encode() if isinstance(out.key, str) else out.key
-                fut = await producer.send(out.topic, key, out.value, None, None, out.headers)
-                pending.append(fut)
-            await asyncio.gather(*pending)
-        except Exception as exc:  # nothing committed: exit now, the batch is redelivered
+                self.producer.produce(out)
+            timeout = self.settings.produce_timeout_s
+            await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, timeout)
+        except Exception as exc:  # nothing acknowledged or committed: exit, the batch comes back
             _die(exc)
         for topic, count in Counter(out.topic for out in plan.outputs).items():
             self.metrics.count_out(topic, count)
@@ -461,5 +469,6 @@ def run_tracker(settings: TrackerSettings) -> int:
         server.shutdown()
         if follower is not None:
             follower.stop()
+        service.producer.raw.flush(10)  # every batch waited for its outputs: normally a no-op
     event(log, "tracker_stopped", batches=service.batches)
     return code

@@ -25,7 +25,7 @@ same input from the same state gives the same alerts with the same ids.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -87,8 +87,29 @@ class TrackView:
     direction_deg: F64
 
 
+@dataclass(frozen=True, eq=False)
+class Anchors:
+    """This frame's anchor points ``(m, 2)`` (normalised) and, per zone, which lie inside it.
+
+    The zone test runs once per zone and frame, however many rules (intrusion, loitering,
+    crowding) share the zone.
+    """
+
+    points: F64
+    inside_zone: dict[tuple[str, bytes], Bools] = field(default_factory=dict)
+
+    def inside(self, rule: CompiledRule) -> Bools:
+        """``(m,)`` which anchor points lie inside the rule's zone polygon."""
+        key = (rule.target_id, rule.polygon.tobytes())
+        mask = self.inside_zone.get(key)
+        if mask is None:
+            mask = self.inside_zone[key] = points_in_polygon(self.points, rule.edges)
+        return mask
+
+
 Evaluator = Callable[
-    [RuleTable, CompiledRule, TrackView, F64, Bools, FrameContext], tuple[RuleTable, list[Alert]]
+    [RuleTable, CompiledRule, TrackView, Anchors, Bools, FrameContext],
+    tuple[RuleTable, list[Alert]],
 ]
 
 
@@ -100,13 +121,16 @@ def evaluate(
     Returns the new rule state (tables of rules no longer configured are dropped, rows of
     removed tracks too) and the alerts, in rule order then track order.
     """
-    points = anchor_points(tracks.xyxy, frame.width, frame.height, rules.anchor)
+    anchors = Anchors(anchor_points(tracks.xyxy, frame.width, frame.height, rules.anchor))
     tables: dict[str, RuleTable] = {}
     alerts: list[Alert] = []
+    masks: dict[frozenset[str] | None, Bools] = {}
     for rule in rules.rules:
         table = state.table(rule.rule_id).keep(tracks.track_ids)
-        class_ok = _class_mask(tracks.class_names, rule.classes)
-        table, fired = _EVALUATORS[rule.kind](table, rule, tracks, points, class_ok, frame)
+        class_ok = masks.get(rule.classes)
+        if class_ok is None:
+            class_ok = masks[rule.classes] = _class_mask(tracks.class_names, rule.classes)
+        table, fired = _EVALUATORS[rule.kind](table, rule, tracks, anchors, class_ok, frame)
         tables[rule.rule_id] = table
         alerts.extend(fired)
     return RuleState(tables), alerts
@@ -122,7 +146,7 @@ def _zone_dwell(
     table: RuleTable,
     rule: CompiledRule,
     tracks: TrackView,
-    points: F64,
+    anchors: Anchors,
     class_ok: Bools,
     frame: FrameContext,
 ) -> tuple[RuleTable, list[Alert]]:
@@ -131,7 +155,7 @@ def _zone_dwell(
     if rows.size == 0:
         return table, []
     ts = frame.capture_ts
-    inside = points_in_polygon(points[rows], rule.edges) & class_ok[rows]
+    inside = anchors.inside(rule)[rows] & class_ok[rows]
     table, idx = table.with_rows(tracks.track_ids[rows])
     entered = table.floats[idx, ENTER_TS]
     entered = np.where(inside, np.where(entered < 0, ts, entered), -1.0)
@@ -157,7 +181,7 @@ def _line_crossing(
     table: RuleTable,
     rule: CompiledRule,
     tracks: TrackView,
-    points: F64,
+    anchors: Anchors,
     class_ok: Bools,
     frame: FrameContext,
 ) -> tuple[RuleTable, list[Alert]]:
@@ -166,7 +190,7 @@ def _line_crossing(
     if rows.size == 0:
         return table, []
     a, b = rule.line[0], rule.line[1]
-    here = points[rows]
+    here = anchors.points[rows]
     side = side_of_line(here, a, b)
     table, idx = table.with_rows(tracks.track_ids[rows])
     last = table.ints[idx, SIDE]
@@ -195,13 +219,12 @@ def _crowding(
     table: RuleTable,
     rule: CompiledRule,
     tracks: TrackView,
-    points: F64,
+    anchors: Anchors,
     class_ok: Bools,
     frame: FrameContext,
 ) -> tuple[RuleTable, list[Alert]]:
     """Crowding: at least min_count tracks in the zone; one alert per crowd."""
-    rows = (tracks.confirmed & class_ok).nonzero()[0]
-    rows = rows[points_in_polygon(points[rows], rule.edges)]
+    rows = (tracks.confirmed & class_ok & anchors.inside(rule)).nonzero()[0]
     table, idx = table.with_rows(np.array([ZONE_ROW], np.int64))
     row = int(idx[0])
     if rows.size < rule.min_count:
