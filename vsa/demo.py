@@ -4,7 +4,9 @@ It starts the local Kafka and OpenSearch, creates the topics, publishes the exam
 (``examples/vtest-rules.yaml``) for every camera on the camera-config topic, and runs the five
 services as separate processes — ingest (several cameras from the real clip, looped in real
 time), detector, tracker, captioner and indexer — exactly as they run in production. A live
-table shows every stage's messages and rate, alerts are printed as they arrive, and at the end
+table shows every stage's messages and rate and, under it, one row per camera (frames,
+detections, objects and tracks per second over the last 5 s, alerts, the most frequent
+classes); alerts are printed as they arrive, the end of the run prints each camera's totals, and
 a few plain-language searches show what landed in OpenSearch. Ctrl-C stops every process
 cleanly; running it again continues where the last run stopped (same topics, same groups).
 """
@@ -24,14 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from vsa.assets import cache_dir, fetch_vtest
+from vsa.demo_cameras import CameraCounter, Tally, detections_tally, render_live, render_totals
 from vsa.progress import LiveTable, RateMeter
 from vsa.runtime.kafka import Output, Producer, consumer_config, ensure_topics
 from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
 from vsa.runtime.topics import TopicsSettings
-from vsa.schemas import Alert, CameraConfig
+from vsa.schemas import Alert, CameraConfig, Detections, SchemaError
 
 PREFIX = "demo."
 INDEX_PREFIX = "vsa-demo-"
@@ -44,6 +47,9 @@ STAGES = (  # (stage, topic field, process that writes it)
     ("keyframes", "keyframes", "tracker"),
     ("captions", "captions", "captioner"),
 )
+#: Topics the per-camera view reads, and what one record of each (but detections) counts as.
+CAMERA_TOPICS = ("frames", "detections", "tracks", "alerts")
+ONE_RECORD = {"frames": Tally(frames=1), "tracks": Tally(tracks=1), "alerts": Tally(alerts=1)}
 QUERIES = (
     "people walking left",
     "a crowd of people in the plaza centre",
@@ -127,15 +133,21 @@ def publish_rules(kafka: KafkaSettings, names: TopicNames, cameras: list[str]) -
     producer.flush()
 
 
-def topic_totals(consumer: Consumer, topics: list[str]) -> dict[str, int]:
-    """Messages in each topic: the sum of its partitions' end offsets."""
-    totals = {}
+def end_offsets(consumer: Consumer, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Each partition's end offset (the offset the next message will get), by (topic, partition)."""
+    ends = {}
     for topic in topics:
         meta = consumer.list_topics(topic, timeout=5).topics[topic]
-        totals[topic] = sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
-            for p in meta.partitions
-        )
+        for p in meta.partitions:
+            ends[topic, p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+    return ends
+
+
+def topic_totals(ends: dict[tuple[str, int], int]) -> dict[str, int]:
+    """Messages in each topic: the sum of its partitions' end offsets."""
+    totals: dict[str, int] = {}
+    for (topic, _), end in ends.items():
+        totals[topic] = totals.get(topic, 0) + end
     return totals
 
 
@@ -176,6 +188,53 @@ def follow_alerts(
         consumer.close()
 
 
+def camera_tally(logical_topic: str, msg: Message) -> tuple[str, Tally]:
+    """What one record adds to its camera's counts. Frames, tracks and alerts are counted by
+    their key (the camera id), without reading the JPEG or the JSON; detections are decoded for
+    their boxes' classes (a message that does not parse counts with no objects)."""
+    camera_id = (msg.key() or b"?").decode("utf-8", "replace")
+    if logical_topic != "detections":
+        return camera_id, ONE_RECORD[logical_topic]
+    try:
+        detections = Detections.from_bytes(msg.value() or b"")
+    except SchemaError:
+        return camera_id, Tally(detections=1)
+    return detections.camera_id, detections_tally(box.class_name for box in detections.boxes)
+
+
+def follow_cameras(
+    kafka: KafkaSettings,
+    names: TopicNames,
+    start: dict[tuple[str, int], int],
+    counter: CameraCounter,
+    stop: threading.Event,
+) -> None:
+    """Count every camera's frames, detections, tracks and alerts from the ``start`` offsets on
+    (``{(topic, partition): offset}``, the demo's baseline).
+
+    The partitions are assigned, not subscribed, and nothing is committed: no consumer group
+    joins or rebalances, so the pipeline's own groups are not disturbed. After ``stop`` it reads
+    what is left (at most 5 s), so the end-of-run totals include the last messages.
+    """
+    logical = {names.name(name): name for name in CAMERA_TOPICS}
+    consumer = Consumer(consumer_config(kafka, "demo-cameras", f"vsa-demo-cameras-{os.getpid()}"))
+    consumer.assign([TopicPartition(t, p, start[t, p]) for t, p in start if t in logical])
+    deadline = None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            batch = consumer.consume(500, 0.3 if deadline is None else 1.0)
+            for msg in batch:
+                topic = logical.get(msg.topic() or "")
+                if msg.error() is None and topic is not None:
+                    counter.add(*camera_tally(topic, msg))
+            if deadline is None and stop.is_set():
+                deadline = time.monotonic() + 5
+            elif deadline is not None and not batch:
+                break
+    finally:
+        consumer.close()
+
+
 def prepare(args: argparse.Namespace) -> tuple[KafkaSettings, str, TopicNames, list[str], Path]:
     """Clip, stack, topics and rules; returns what the services need."""
     from vsa.devstack import stack
@@ -207,13 +266,78 @@ def start_services(
     services.start("ingest", ["ingest", *camera_flags, "--no-progress"], env)
 
 
+def stage_topics(names: TopicNames) -> list[str]:
+    """The topic names of :data:`STAGES`, in order."""
+    return [names.name(topic_field) for _, topic_field, _ in STAGES]
+
+
 @dataclass
 class Baseline:
-    """Topic end offsets and indexed documents when the demo started: rows count from here."""
+    """Partition end offsets and indexed documents when the demo started: counts start here."""
 
-    topics: dict[str, int]
+    offsets: dict[tuple[str, int], int]
     docs: int
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def topics(self) -> dict[str, int]:
+        """Messages in each topic when the demo started."""
+        return topic_totals(self.offsets)
+
+    @classmethod
+    def take(cls, kafka: KafkaSettings, names: TopicNames, opensearch_url: str) -> Baseline:
+        consumer = Consumer(consumer_config(kafka, "demo-monitor", "vsa-demo-monitor"))
+        try:
+            return cls(end_offsets(consumer, stage_topics(names)), indexed_count(opensearch_url))
+        finally:
+            consumer.close()
+
+
+@dataclass
+class CameraView:
+    """The per-camera part of the display, counted by a :func:`follow_cameras` thread."""
+
+    cameras: list[str]
+    counter: CameraCounter = field(default_factory=CameraCounter)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self, kafka: KafkaSettings, names: TopicNames, base: Baseline) -> None:
+        args = (kafka, names, base.offsets, self.counter, self._stop)
+        self._thread = threading.Thread(target=follow_cameras, args=args, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop counting once the last records are read (at most ~6 s)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def live(self) -> list[str]:
+        window, span_s = self.counter.window()
+        return render_live(self.cameras, window, span_s, self.counter.totals())
+
+    def summary(self) -> list[str]:
+        return render_totals(self.cameras, self.counter.totals(), self.counter.elapsed_s())
+
+
+def stage_rows(
+    services: Services, totals: dict[str, int], base: Baseline, docs: int, rates: RateMeter
+) -> list[tuple[object, ...]]:
+    """One row per stage (``totals`` in :data:`STAGES` order), then indexed documents: messages
+    since ``base``, rate, the process that writes them and its state."""
+    start = base.topics
+    rows: list[tuple[object, ...]] = []
+    for (stage, _, writer), topic in zip(STAGES, totals, strict=True):
+        count = totals[topic] - start[topic]
+        rate = f"{rates.rate(stage, count):.1f}"
+        rows.append((stage, topic, count, rate, writer, services.state(writer)))
+    docs -= base.docs
+    rate = f"{rates.rate('indexed', docs):.1f}"
+    rows.append(
+        ("indexed", f"{INDEX_PREFIX}captions", docs, rate, "indexer", services.state("indexer"))
+    )
+    return rows
 
 
 def monitor(
@@ -223,9 +347,10 @@ def monitor(
     opensearch_url: str,
     seconds: float,
     stop: threading.Event,
-    baseline: Baseline | None = None,
-) -> Baseline:
-    """The live table, until ``seconds`` passed or Ctrl-C; rows count from ``baseline``."""
+    base: Baseline,
+    view: CameraView,
+) -> None:
+    """The live tables, until ``seconds`` passed or Ctrl-C; counts start at ``base``."""
     table = LiveTable(
         ("stage", "topic / index", "messages", "per second", "written by", "process"),
         title="vsa demo: the whole pipeline (Ctrl-C stops it)",
@@ -235,45 +360,19 @@ def monitor(
         target=follow_alerts, daemon=True, args=(kafka, names.name("alerts"), table, alerts_stop)
     ).start()
     consumer = Consumer(consumer_config(kafka, "demo-monitor", "vsa-demo-monitor"))
-    topics = [names.name(topic_field) for _, topic_field, _ in STAGES]
-    base = baseline or Baseline(topic_totals(consumer, topics), indexed_count(opensearch_url))
-    start, start_docs = base.topics, base.docs
+    topics = stage_topics(names)
     rates, started = RateMeter(), time.monotonic()
     final = False
     while not final:
         final = stop.is_set() or time.monotonic() - started >= seconds
-        totals = topic_totals(consumer, topics)
-        rows = []
-        for (stage, _, writer), topic in zip(STAGES, topics, strict=True):
-            count = totals[topic] - start[topic]
-            rows.append(
-                (
-                    stage,
-                    topic,
-                    count,
-                    f"{rates.rate(stage, count):.1f}",
-                    writer,
-                    services.state(writer),
-                )
-            )
-        docs = indexed_count(opensearch_url) - start_docs
-        rows.append(
-            (
-                "indexed",
-                f"{INDEX_PREFIX}captions",
-                docs,
-                f"{rates.rate('indexed', docs):.1f}",
-                "indexer",
-                services.state("indexer"),
-            )
-        )
+        totals = topic_totals(end_offsets(consumer, topics))
+        rows = stage_rows(services, totals, base, indexed_count(opensearch_url), rates)
         footer = f"{time.monotonic() - base.started:5.0f} s  logs: {services.log_dir}"
-        table.draw(rows, footer, final=final)
+        table.draw(rows, "\n".join(["", *view.live(), footer]), final=final)
         if not final:
             stop.wait(1.0)
     alerts_stop.set()
     consumer.close()
-    return base
 
 
 def show_searches(opensearch_url: str) -> None:
@@ -305,15 +404,20 @@ def demo_main(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    base = Baseline.take(kafka, names, opensearch_url)
+    view = CameraView(cameras)
+    view.start(kafka, names, base)
     start_services(services, service_env(kafka, opensearch_url, state), cameras, clip, args.fps)
     try:
-        base = monitor(services, kafka, names, opensearch_url, args.duration, stop)
+        monitor(services, kafka, names, opensearch_url, args.duration, stop, base, view)
         print("\nstopping ingest, letting the pipeline drain...")
         services.stop(["ingest"])
         if not stop.is_set():
-            monitor(services, kafka, names, opensearch_url, args.drain, stop, base)
+            monitor(services, kafka, names, opensearch_url, args.drain, stop, base, view)
     finally:
         services.stop(["detector", "tracker", "captioner", "indexer", "ingest"])
+        view.stop()
+    print("\n" + "\n".join(view.summary()))
     failed = {
         n: services.state(n) for n in services.procs if services.state(n) not in ("exited 0",)
     }

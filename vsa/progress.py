@@ -4,8 +4,36 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TextIO
+
+
+def format_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    title: str = "",
+    left: Collection[int] = (0,),
+) -> list[str]:
+    """Lines of a plain-text table: the title (if any), a header, a rule, one line per row.
+
+    Columns are as wide as their widest cell; those whose index is in ``left`` (text) are
+    left-aligned, the others (numbers) right-aligned. Cells beyond the last column are dropped.
+    """
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        for i, cell in enumerate(row[: len(widths)]):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.ljust(w) if i in left else v.rjust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=False))
+        ).rstrip()
+
+    lines = [title] if title else []
+    lines += [line(columns), "  ".join("-" * w for w in widths)]
+    return lines + [line(row) for row in cells]
 
 
 class LiveTable:
@@ -31,22 +59,8 @@ class LiveTable:
         self._last_plain = 0.0
 
     def render(self, rows: Sequence[Sequence[object]], footer: str = "") -> str:
-        """The table as text: a header, a rule, one line per row, then the footer."""
-        cells = [[str(c) for c in row] for row in rows]
-        widths = [len(c) for c in self.columns]
-        for row in cells:
-            for i, cell in enumerate(row[: len(widths)]):
-                widths[i] = max(widths[i], len(cell))
-
-        def line(values: Sequence[str]) -> str:
-            return "  ".join(
-                v.rjust(w) if i else v.ljust(w)
-                for i, (v, w) in enumerate(zip(values, widths, strict=False))
-            )
-
-        parts = [self.title] if self.title else []
-        parts += [line(self.columns), "  ".join("-" * w for w in widths)]
-        parts += [line(row) for row in cells]
+        """The table as text: the title, a header, a rule, one line per row, then the footer."""
+        parts = format_table(self.columns, rows, self.title)
         if footer:
             parts.append(footer)
         return "\n".join(parts)
