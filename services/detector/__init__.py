@@ -10,7 +10,9 @@ The pure core (no Kafka, no video decoding):
 - ``preprocess`` / ``resize`` / ``postprocess``: batch letterbox and its exact inverse (also
   through downscaled decodes); the ONNX Runtime resize; decoding, thresholds, NMS;
 - ``records``: ``DetectionArrays``, one frame's detections as columns;
-- ``backends``: the backend interface, its config union and the ONNX Runtime backend;
+- ``backends``: the backend interface, its config union, the ONNX Runtime backend and the
+  TensorRT one (``tensorrt_plan``: its TensorRT-free decisions; ``tensorrt_backend``: the
+  engine, built or loaded from its cache);
 - ``pipeline``: decoded frames in, detections per frame out (one backend call per batch);
 - ``core``: ``FrameDetector``, JPEG frames in, ``Detections`` messages (or per-frame errors) out;
 - ``agreement``: how closely two detectors' boxes agree (INT8 against FP32).

@@ -280,27 +280,16 @@ def _models_info(model: str, size: tuple[int, int] | None) -> int:
 
 def onnx_description(path: Path) -> dict[str, Any]:
     """Input/output names and shapes (ints, or names for dynamic axes) and metadata of a model."""
-    import onnx
+    from .layout import read_onnx_io
 
-    if not path.is_file():
-        raise OSError(f"{path}: model file not found")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise OSError(f"{path}: not an ONNX model: {exc}") from exc
-
-    def shape(value: onnx.ValueInfoProto) -> list[int | str]:
-        dims = value.type.tensor_type.shape.dim
-        return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
-
-    graph = model.graph
-    initialisers = {init.name for init in graph.initializer}
-    inputs = [value for value in graph.input if value.name not in initialisers]
+    io = read_onnx_io(path)
+    first_input = io.inputs[0] if io.inputs else None
+    first_output = io.outputs[0] if io.outputs else None
     return {
         "path": str(path),
-        "input": inputs[0].name if inputs else None,
-        "input_shape": shape(inputs[0]) if inputs else [],
-        "output": graph.output[0].name if graph.output else None,
-        "output_shape": shape(graph.output[0]) if graph.output else [],
-        "metadata": {p.key: p.value for p in model.metadata_props},
+        "input": first_input[0] if first_input else None,
+        "input_shape": list(first_input[1]) if first_input else [],
+        "output": first_output[0] if first_output else None,
+        "output_shape": list(first_output[1]) if first_output else [],
+        "metadata": io.metadata,
     }

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from vsa.runtime.settings import ServiceSettings
 
-from .backends.config import AutoConfig, BackendConfig
+from .backends.config import AutoConfig, BackendConfig, TensorRTConfig
 from .preprocess import STRIDE
 
 #: Names of the bundled models (fetched and converted into the cache on first use).
@@ -137,6 +137,23 @@ class DetectorSettings(ServiceSettings):
             if not STRIDE <= side <= 4096 or side % STRIDE:
                 raise ValueError(f"sides must be multiples of {STRIDE} within 32..4096: {value}")
         return value
+
+    @model_validator(mode="after")
+    def _tensorrt_fits(self) -> DetectorSettings:
+        backend = self.backend
+        if not isinstance(backend, TensorRTConfig):
+            return self
+        if backend.opt_batch is not None and backend.opt_batch > self.max_batch:
+            raise ValueError(
+                f"backend.opt_batch {backend.opt_batch} exceeds max_batch {self.max_batch}: "
+                "the engine's batch profile ends at max_batch"
+            )
+        if self.model == BUNDLED_MODELS[1]:  # quantised for ONNX Runtime (uint8 Q/DQ)
+            raise ValueError(
+                "backend 'tensorrt' builds its own INT8 engine from the float model: use model "
+                "'yolov3-tiny' with backend precision 'int8'"
+            )
+        return self
 
     @property
     def service_group(self) -> str:

@@ -32,6 +32,7 @@ from .darknet import (
     Upsample,
     Yolo,
 )
+from .layout import ULTRALYTICS_BOX, ULTRALYTICS_FIRST_CLASS, OutputLayout
 from .postprocess import SelectionParams
 from .preprocess import PAD_VALUE
 from .records import DetectionArrays
@@ -174,6 +175,21 @@ def letterbox_gpu(
         pad[members] = torch.tensor([float(left), float(top)])
         size[members] = torch.tensor([float(width), float(height)])
     return GpuLetterbox(pixels, scale.to(device), pad.to(device), size.to(device))
+
+
+def darknet_rows(output: torch.Tensor, layout: OutputLayout) -> torch.Tensor:
+    """A model output as the ``darknet`` rows :func:`select_gpu` reads, ``[N, boxes, 5 + C]``.
+
+    ``darknet`` outputs pass unchanged. ``ultralytics`` ``[N, 4 + C, anchors]`` is transposed
+    and given an objectness of 1, so that objectness x class score is its class score.
+    """
+    if layout == "darknet":
+        return output
+    rows = output.transpose(1, 2)
+    objectness = rows.new_ones((*rows.shape[:2], 1))
+    return torch.cat(
+        [rows[..., ULTRALYTICS_BOX], objectness, rows[..., ULTRALYTICS_FIRST_CLASS:]], -1
+    )
 
 
 def select_gpu(

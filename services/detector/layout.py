@@ -141,6 +141,45 @@ def _describe_output(
     )
 
 
+@dataclass(frozen=True)
+class OnnxIO:
+    """An ONNX model's graph inputs and outputs as ``(name, shape)`` pairs (dims are ints, or
+    names when dynamic, ``''`` when unnamed) and its metadata; read without running it."""
+
+    inputs: tuple[tuple[str, tuple[Dim, ...]], ...]
+    outputs: tuple[tuple[str, tuple[Dim, ...]], ...]
+    metadata: dict[str, str]
+
+
+def read_onnx_io(path: Path) -> OnnxIO:
+    """Inputs (initialisers left out), outputs and metadata of the ONNX file at ``path``.
+
+    Raises:
+        OSError: the file is missing or is not an ONNX model.
+    """
+    import onnx
+
+    if not path.is_file():
+        raise OSError(f"{path}: model file not found")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise OSError(f"{path}: not an ONNX model: {exc}") from exc
+
+    def pair(value: onnx.ValueInfoProto) -> tuple[str, tuple[Dim, ...]]:
+        dims = value.type.tensor_type.shape.dim
+        shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
+        return value.name, shape
+
+    graph = model.graph
+    initialisers = {init.name for init in graph.initializer}
+    return OnnxIO(
+        inputs=tuple(pair(v) for v in graph.input if v.name not in initialisers),
+        outputs=tuple(pair(v) for v in graph.output),
+        metadata={p.key: p.value for p in model.metadata_props},
+    )
+
+
 def describe_onnx(
     path: Path,
     input_shape: Sequence[Dim],

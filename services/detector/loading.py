@@ -20,7 +20,7 @@ from vsa.runtime.settings import ConfigError
 from vsa.schemas import FrameMeta, FrameRef
 
 from .backends import BackendError, DetectorBackend, build_backend
-from .backends.config import TorchConfig
+from .backends.config import TensorRTConfig, TorchConfig
 from .config import BUNDLED_MODELS, DetectorSettings
 from .core import DetectorCore, FrameDetector, FrameInput
 from .darknet import DarknetError
@@ -36,7 +36,7 @@ from .models import (
 from .postprocess import SelectionParams
 from .quantize import QuantizationError
 from .resize import OrtResizer
-from .torch_core import load_torch_detector
+from .torch_core import load_torch_detector, tensorrt_frame_detector
 
 log = logging.getLogger("vsa.detector")
 
@@ -69,7 +69,7 @@ def class_ids(wanted: Sequence[str], names: Sequence[str], model: Path) -> tuple
 
 def _load_backend(settings: DetectorSettings, path: Path) -> DetectorBackend:
     try:
-        backend = build_backend(settings.backend, path)
+        backend = build_backend(settings.backend, path, max_batch=settings.max_batch)
     except BackendError as exc:
         text = str(exc)
         raise ConfigError(text if str(path) in text else f"{path}: {text}") from exc
@@ -79,6 +79,25 @@ def _load_backend(settings: DetectorSettings, path: Path) -> DetectorBackend:
             f"input_size asks for {settings.input_size[0]}x{settings.input_size[1]}"
         )
     return backend
+
+
+def selection_params(
+    settings: DetectorSettings, names: Sequence[str], model: Path
+) -> SelectionParams:
+    """Thresholds, top-k and the class filter of ``settings`` for a model with ``names``."""
+    return SelectionParams(
+        conf_threshold=settings.conf_threshold,
+        iou_threshold=settings.iou_threshold,
+        max_det=settings.max_det,
+        classes=class_ids(settings.classes, names, model),
+    )
+
+
+def backend_model_id(model_id: str, settings: DetectorSettings) -> str:
+    """The model id messages carry: TensorRT engines add ``:tensorrt-<precision>``."""
+    if isinstance(settings.backend, TensorRTConfig):
+        return f"{model_id}:tensorrt-{settings.backend.precision}"
+    return model_id
 
 
 def warm_up(core: DetectorCore) -> None:
@@ -106,16 +125,10 @@ def load_detector(settings: DetectorSettings) -> FrameDetector:
     """
     path, model_id = resolve_model(settings.model, settings.input_size)
     backend = _load_backend(settings, path)
-    params = SelectionParams(
-        conf_threshold=settings.conf_threshold,
-        iou_threshold=settings.iou_threshold,
-        max_det=settings.max_det,
-        classes=class_ids(settings.classes, backend.model.class_names, path),
-    )
     core = FrameDetector(
         backend,
-        params,
-        model_id,
+        selection_params(settings, backend.model.class_names, path),
+        backend_model_id(model_id, settings),
         decode_downscale=settings.decode_downscale,
         max_frame_pixels=settings.max_frame_pixels,
         resize=OrtResizer(threads=1),
@@ -124,7 +137,7 @@ def load_detector(settings: DetectorSettings) -> FrameDetector:
     event(
         log,
         "model_loaded",
-        model=model_id,
+        model=core.model_id,
         path=str(path),
         layout=backend.model.layout,
         input_size=f"{backend.input_size[0]}x{backend.input_size[1]}",
@@ -143,11 +156,15 @@ def pseudo_ref(camera_id: str, frame_seq: int) -> FrameRef:
 
 
 def load_service_core(settings: DetectorSettings) -> DetectorCore:
-    """The core the service runs: :func:`load_detector`, or the GPU path for ``type: torch``.
+    """The core the service runs: :func:`load_detector`, or the GPU path (nvJPEG decode, GPU
+    letterbox, GPU NMS) for ``type: torch`` and ``type: tensorrt``.
 
     The torch backend runs Darknet models: the bundled ``yolov3-tiny`` (FP32 weights; the INT8
-    variant and ONNX files are for ONNX Runtime).
+    variant and ONNX files are for ONNX Runtime). TensorRT runs ONNX models: the bundled
+    ``yolov3-tiny`` or a file; it builds INT8 itself (``precision: int8``).
     """
+    if isinstance(settings.backend, TensorRTConfig):
+        return _load_tensorrt_core(settings)
     if not isinstance(settings.backend, TorchConfig):
         return load_detector(settings)
     if settings.model != DEFAULT_MODEL:
@@ -158,12 +175,7 @@ def load_service_core(settings: DetectorSettings) -> DetectorCore:
     size = settings.input_size or DEFAULT_INPUT_SIZE
     try:
         files = fetch_yolov3_tiny()
-        params = SelectionParams(
-            conf_threshold=settings.conf_threshold,
-            iou_threshold=settings.iou_threshold,
-            max_det=settings.max_det,
-            classes=class_ids(settings.classes, files.names, files.cfg),
-        )
+        params = selection_params(settings, files.names, files.cfg)
         core = load_torch_detector(
             files.cfg,
             files.weights,
@@ -185,5 +197,41 @@ def load_service_core(settings: DetectorSettings) -> DetectorCore:
         device=settings.backend.device,
         input_size=f"{size[0]}x{size[1]}",
         classes=len(files.names),
+    )
+    return core
+
+
+def _load_tensorrt_core(settings: DetectorSettings) -> DetectorCore:
+    """The engine (built or loaded from its cache, warmed up) inside the GPU path."""
+    from .backends.tensorrt_backend import TensorRTBackend
+
+    path, model_id = resolve_model(settings.model, settings.input_size)
+    backend = _load_backend(settings, path)
+    assert isinstance(backend, TensorRTBackend)  # what build_backend makes of TensorRTConfig
+    try:
+        core = tensorrt_frame_detector(
+            backend.engine,
+            selection_params(settings, backend.model.class_names, path),
+            backend_model_id(model_id, settings),
+            settings.max_frame_pixels,
+        )
+        warm_up(core)
+    except (ImportError, RuntimeError) as exc:  # torchvision's nvJPEG, or the engine failing
+        raise ConfigError(f"backend 'tensorrt' cannot run {path}: {exc}") from exc
+    engine = backend.engine
+    event(
+        log,
+        "model_loaded",
+        model=core.model_id,
+        path=str(path),
+        backend="tensorrt",
+        device=str(engine.device),
+        engine=str(engine.engine_path),
+        engine_from_cache=engine.from_cache,
+        engine_ready_s=round(engine.ready_s, 1),
+        batch_profile=f"{engine.profile.min_batch}/{engine.profile.opt_batch}/"
+        f"{engine.profile.max_batch}",
+        input_size=f"{backend.input_size[0]}x{backend.input_size[1]}",
+        classes=len(backend.model.class_names),
     )
     return core

@@ -1,9 +1,11 @@
-"""The detector core on PyTorch (``backend: {type: torch}``): the whole batch on the GPU.
+"""The detector core on PyTorch (``backend: {type: torch}``, and ``tensorrt`` with the engine as
+the network): the whole batch on the GPU.
 
 Same contract as :class:`~.core.FrameDetector` (frames in, one ``Detections`` or ``FrameError``
 per frame out), but the JPEGs are decoded by nvJPEG on the device and letterbox, network (FP16,
-CUDA graphs) and NMS run there too (:class:`~.gpu.GpuDetector`). Runs Darknet models (the
-bundled YOLOv3-tiny, or a cfg + weights pair); ONNX files use the onnxruntime backend.
+CUDA graphs) and NMS run there too (:class:`~.gpu.GpuDetector`). The torch network runs Darknet
+models (the bundled YOLOv3-tiny, or a cfg + weights pair); a TensorRT engine
+(:func:`tensorrt_frame_detector`) runs ONNX models in its place.
 
 Bad frames are caught before the GPU sees them: the JPEG header is read on the CPU (size checked
 against the frame's metadata, pixel bound); if nvJPEG still fails on a batch, frames are decoded
@@ -15,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simplejpeg
 
@@ -26,6 +28,9 @@ from .core import FrameInput, to_message
 from .darknet import parse_network, read_weights
 from .jpeg import FrameError
 from .postprocess import SelectionParams
+
+if TYPE_CHECKING:
+    from .backends.tensorrt_backend import TensorRTEngine
 
 
 class TorchFrameDetector:
@@ -135,3 +140,28 @@ def load_torch_detector(
         cuda_graphs=on_cuda,
     )
     return TorchFrameDetector(detector, class_names, model_id, input_size, max_frame_pixels)
+
+
+def tensorrt_frame_detector(
+    engine: TensorRTEngine,
+    params: SelectionParams,
+    model_id: str,
+    max_frame_pixels: int | None,
+) -> TorchFrameDetector:
+    """The GPU path with a TensorRT engine as its network: nvJPEG decode, letterbox and NMS as
+    for torch, the forward pass by the engine (float32 in and out; FP16/INT8 inside it, so no
+    ``half`` here, and no CUDA graphs: the engine runs on its own stream)."""
+    from .backends.tensorrt_backend import TensorRTNetwork
+    from .gpu import GpuDetector
+
+    detector = GpuDetector(
+        TensorRTNetwork(engine),
+        engine.input_size,
+        params,
+        device=str(engine.device),
+        half=False,
+        cuda_graphs=False,
+    )
+    return TorchFrameDetector(
+        detector, engine.model.class_names, model_id, engine.input_size, max_frame_pixels
+    )

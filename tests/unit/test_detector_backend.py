@@ -18,7 +18,6 @@ from vsa.services.detector.backends import (
     BackendError,
     OnnxRuntimeBackend,
     OnnxRuntimeConfig,
-    TensorRTConfig,
     TorchConfig,
     build_backend,
 )
@@ -106,10 +105,11 @@ def test_config_union_is_discriminated_by_type() -> None:
         adapter.validate_python({"type": "openvino"})
 
 
-@pytest.mark.parametrize("config", [TorchConfig(), TensorRTConfig()])
-def test_unimplemented_backends_say_so(tmp_path: Path, config: BackendConfig) -> None:
-    with pytest.raises(BackendError, match="not implemented yet"):
-        build_backend(config, _reshape_model(tmp_path / "m.onnx"))
+def test_torch_is_not_a_standalone_backend(tmp_path: Path) -> None:
+    # torch runs only as the service's GPU core (loading.load_service_core); TensorRT's own
+    # tests are in test_detector_tensorrt.py.
+    with pytest.raises(BackendError, match="runs only as the service's GPU core"):
+        build_backend(TorchConfig(), _reshape_model(tmp_path / "m.onnx"))
 
 
 def test_missing_provider_is_refused(tmp_path: Path) -> None:

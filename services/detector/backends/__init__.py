@@ -16,6 +16,7 @@ from .config import (
 
 if TYPE_CHECKING:
     from .ort_backend import OnnxRuntimeBackend
+    from .tensorrt_backend import TensorRTBackend
 
 __all__ = [
     "AutoConfig",
@@ -24,6 +25,7 @@ __all__ = [
     "DetectorBackend",
     "OnnxRuntimeBackend",
     "OnnxRuntimeConfig",
+    "TensorRTBackend",
     "TensorRTConfig",
     "TorchConfig",
     "build_backend",
@@ -37,6 +39,10 @@ def __getattr__(name: str) -> Any:
         from .ort_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend
+    if name == "TensorRTBackend":
+        from .tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -51,20 +57,39 @@ def _auto_config(config: AutoConfig) -> OnnxRuntimeConfig:
     )
 
 
-def build_backend(config: BackendConfig, model_path: Path) -> DetectorBackend:
+def build_backend(
+    config: BackendConfig, model_path: Path, *, max_batch: int = 8
+) -> DetectorBackend:
     """Load ``model_path`` with the configured backend and run one warm-up inference.
 
-    Raises:
-        BackendError: the model cannot be loaded, its layout is unknown, or the backend is
-            not implemented (``torch``, ``tensorrt`` for now).
-    """
-    if isinstance(config, TorchConfig | TensorRTConfig):
-        raise BackendError(
-            f"backend type {config.type!r} is not implemented yet; use type 'onnxruntime' or 'auto'"
-        )
-    from .ort_backend import OnnxRuntimeBackend
+    Args:
+        config: Which backend, and its options.
+        model_path: The ONNX model.
+        max_batch: Most frames per inference; TensorRT builds its engine's batch profile up to
+            it (larger batches then take several engine calls). The others ignore it.
 
-    ort_config = _auto_config(config) if isinstance(config, AutoConfig) else config
-    backend = OnnxRuntimeBackend(model_path, ort_config)
+    Raises:
+        BackendError: the model cannot be loaded, its layout is unknown, the backend's library
+            or device is missing (``tensorrt``), or it is ``torch``, which runs only as the
+            service's GPU core (:func:`~..loading.load_service_core`).
+    """
+    if isinstance(config, TorchConfig):
+        raise BackendError(
+            "backend 'torch' runs only as the service's GPU core (vsa detector), not as a "
+            "standalone backend; use type 'onnxruntime', 'tensorrt' or 'auto' here"
+        )
+    backend: DetectorBackend
+    if isinstance(config, TensorRTConfig):
+        from .tensorrt_plan import import_tensorrt
+
+        import_tensorrt()  # the clear error before torch and the rest load
+        from .tensorrt_backend import TensorRTBackend
+
+        backend = TensorRTBackend(model_path, config, max_batch)
+    else:
+        from .ort_backend import OnnxRuntimeBackend
+
+        ort_config = _auto_config(config) if isinstance(config, AutoConfig) else config
+        backend = OnnxRuntimeBackend(model_path, ort_config)
     backend.warmup()
     return backend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -14,6 +15,18 @@ F32 = npt.NDArray[np.float32]
 
 class BackendError(Exception):
     """A backend cannot be built or run; the message names the model file and the cause."""
+
+
+def check_batch(batch: F32, input_size: tuple[int, int], model_path: Path) -> None:
+    """ValueError unless ``batch`` is a non-empty float32 ``(n, 3, H, W)`` at ``input_size``."""
+    expected = (3, *input_size)
+    if batch.dtype != np.float32 or batch.ndim != 4 or batch.shape[1:] != expected:
+        raise ValueError(
+            f"{model_path}: batch must be float32 (n, {', '.join(map(str, expected))})"
+            f", got {batch.dtype} {batch.shape}"
+        )
+    if batch.shape[0] < 1:
+        raise ValueError("batch is empty")
 
 
 class DetectorBackend(Protocol):

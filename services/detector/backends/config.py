@@ -1,16 +1,20 @@
 """Backend configuration: a union discriminated by ``type``.
 
-``onnxruntime`` is implemented; ``torch`` and ``tensorrt`` are accepted by the configuration so
-that files can name them, but building them raises :class:`~.base.BackendError` until they are
-written. ``auto`` picks the best implemented backend on the machine (today: ONNX Runtime with
-CUDA when onnxruntime-gpu provides it, else on the CPU).
+``onnxruntime`` runs ONNX models on the CPU (or CUDA with onnxruntime-gpu); ``torch`` is the GPU
+service path for Darknet models; ``tensorrt`` builds a TensorRT engine from an ONNX model.
+
+``auto`` picks ONNX Runtime with the CUDA provider when onnxruntime-gpu offers it, else ONNX
+Runtime on the CPU. It never picks ``torch`` or ``tensorrt``, even where they import and a CUDA
+device is present: both are opted into by name, because TensorRT's first start builds an engine
+(minutes) and neither has been verified as a service on a GPU yet.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _BackendConfig(BaseModel):
@@ -54,15 +58,65 @@ class TorchConfig(_BackendConfig):
 
 
 class TensorRTConfig(_BackendConfig):
-    """TensorRT (not implemented yet: building it raises BackendError)."""
+    """TensorRT 10: an engine built from the ONNX model (FP16, or INT8 calibrated on frames),
+    with a dynamic batch profile, cached on disk; the service runs it inside the GPU path
+    (nvJPEG decode, GPU letterbox, GPU NMS)."""
 
     type: Literal["tensorrt"] = "tensorrt"
     device_id: int = Field(0, ge=0, le=64, description="CUDA device index.")
-    fp16: bool = Field(True, description="Allow float16 kernels when building the engine.")
+    precision: Literal["fp16", "int8"] = Field(
+        "fp16",
+        description="fp16: float16 kernels where TensorRT finds them faster (boxes agree with "
+        "float32 to rounding). int8: also int8 kernels, scales calibrated on frames (faster "
+        "again, a few boxes lost or moved).",
+    )
+    opt_batch: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Batch size TensorRT tunes its kernels for (the profile's 'opt'; 'min' is 1, "
+        "'max' the service's max_batch). None: max_batch. Set it to the batch the service "
+        "usually fills when traffic is light.",
+    )
+    workspace_mib: int = Field(
+        2048,
+        ge=16,
+        le=1 << 20,
+        description="GPU scratch memory the builder may give one layer, MiB. More lets it try "
+        "faster kernels; less keeps memory for other processes on the GPU.",
+    )
+    engine_cache_dir: Path | None = Field(
+        None,
+        description="Folder of built engines, one file per key (ONNX digest, GPU name and "
+        "compute capability, TensorRT version, precision, batch profile); None: "
+        "<vsa cache>/tensorrt. Must be writable or every start rebuilds (minutes).",
+    )
+    calibration_frames: Path | None = Field(
+        None,
+        description="int8: folder of JPEG frames to calibrate on (sorted by name, 512 at most); "
+        "None: the frames of the sample clip the INT8 ONNX model is calibrated on.",
+    )
+    calibration_cache: Path | None = Field(
+        None,
+        description="int8: calibration scales file, read when it exists (no frames needed) and "
+        "written after calibrating; None: next to the engines, named after the ONNX digest.",
+    )
+
+    @model_validator(mode="after")
+    def _int8_fields_need_int8(self) -> TensorRTConfig:
+        named = [
+            name
+            for name in ("calibration_frames", "calibration_cache")
+            if getattr(self, name) is not None
+        ]
+        if named and self.precision != "int8":
+            raise ValueError(f"{', '.join(named)} only apply with precision 'int8'")
+        return self
 
 
 class AutoConfig(_BackendConfig):
-    """The best implemented backend available here (see the module docstring)."""
+    """ONNX Runtime with CUDA where onnxruntime-gpu offers it, else on the CPU (see the module
+    docstring: never torch or tensorrt)."""
 
     type: Literal["auto"] = "auto"
     intra_op_num_threads: int = Field(

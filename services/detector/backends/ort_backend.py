@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..layout import ModelInfo, ModelLayoutError, describe_onnx
-from .base import F32, BackendError
+from .base import F32, BackendError, check_batch
 from .config import OnnxRuntimeConfig
 
 
@@ -84,23 +84,13 @@ class OnnxRuntimeBackend:
         """Execution providers the session uses, best first."""
         return self._providers
 
-    def _check(self, batch: F32) -> None:
-        expected = (3, *self.input_size)
-        if batch.dtype != np.float32 or batch.ndim != 4 or batch.shape[1:] != expected:
-            raise ValueError(
-                f"{self._model.path}: batch must be float32 (n, {', '.join(map(str, expected))})"
-                f", got {batch.dtype} {batch.shape}"
-            )
-        if batch.shape[0] < 1:
-            raise ValueError("batch is empty")
-
     def _run(self, batch: F32) -> F32:
         result = self._session.run([self._output_name], {self._input_name: batch})[0]
         return np.asarray(result, dtype=np.float32)
 
     def infer(self, batch: F32) -> F32:
         """Raw model output for ``batch`` ``(n, 3, H, W)`` float32 RGB 0..1."""
-        self._check(batch)
+        check_batch(batch, self.input_size, self._model.path)
         size = self._fixed_batch
         if size is None or batch.shape[0] == size:
             return self._run(np.ascontiguousarray(batch))
