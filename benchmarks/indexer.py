@@ -9,9 +9,14 @@
 - two breakdown rows of the batched path: embedding only (same texts, same batches) and bulk
   only (vectors computed beforehand).
 
-Every text is distinct, so the indexer's in-batch deduplication saves nothing here. Usage::
+Each of ``--precisions`` (embedding.precision: fp32, bf16, int8) gets its batched row and its
+breakdown; the per-document loop runs in fp32 (the plain sentence-transformers default, the
+baseline of the ratios) and in the fastest precision measured, so the table separates what
+batching gives from what precision gives. Every text is distinct, so the indexer's in-batch
+deduplication saves nothing here. Usage::
 
     python benchmarks/indexer.py [--docs 2000] [--loop-docs 200] [--batch 256]
+        [--precisions fp32,bf16,int8] [--write-chunk 64]
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from vsa.runtime.kafka import Output, Producer, ensure_topics
 from vsa.runtime.service import BatchResult
 from vsa.runtime.settings import KafkaSettings, OpenSearchSettings, TopicNames, TopicSpec
 from vsa.schemas import Caption
-from vsa.services.indexer.embedder import SentenceEmbedder
+from vsa.services.indexer.embedder import Embedder, cpu_has_native_bf16, make_embedder
 from vsa.services.indexer.mapping import caption_doc_id, caption_document
 from vsa.services.indexer.service import build_indexer
 from vsa.services.indexer.settings import EmbeddingSettings, IndexerSettings, IndexNames
@@ -56,8 +61,9 @@ def make_captions(n: int, seed: int) -> list[Caption]:
     return captions
 
 
-def settings_for(prefix: str, batch: int) -> IndexerSettings:
+def settings_for(prefix: str, batch: int, write_chunk: int = 64) -> IndexerSettings:
     return IndexerSettings(
+        write_chunk=write_chunk,
         kafka=KafkaSettings(),
         opensearch=OpenSearchSettings(),
         topics=TopicNames(prefix=f"{prefix}."),
@@ -70,10 +76,12 @@ def settings_for(prefix: str, batch: int) -> IndexerSettings:
     )
 
 
-def batched_indexer(captions: list[Caption], embedder: SentenceEmbedder, batch: int) -> Row:
+def batched_indexer(
+    captions: list[Caption], embedder: Embedder, batch: int, write_chunk: int, label: str
+) -> Row:
     """The real indexer loop over Kafka; returns (label, docs, seconds)."""
     prefix = f"bench-idx-{uuid.uuid4().hex[:8]}"
-    settings = settings_for(prefix, batch)
+    settings = settings_for(prefix, batch, write_chunk)
     topic = settings.topics.name("captions")
     ensure_topics(
         settings.kafka,
@@ -100,10 +108,10 @@ def batched_indexer(captions: list[Caption], embedder: SentenceEmbedder, batch: 
     indexer.client.indices.refresh(index=index)
     indexed = int(indexer.client.count(index=index)["count"])
     cleanup(indexer.client, prefix, settings.kafka, [topic, settings.topics.dlq("indexer")])
-    return f"batched indexer (Kafka, batch {batch})", indexed, spans[-1] - spans[0]
+    return label, indexed, spans[-1] - spans[0]
 
 
-def per_document_loop(captions: list[Caption], embedder: SentenceEmbedder) -> Row:
+def per_document_loop(captions: list[Caption], embedder: Embedder, label: str) -> Row:
     """Baseline: embed one caption, index one document, for each caption."""
     prefix = f"bench-loop-{uuid.uuid4().hex[:8]}"
     settings = settings_for(prefix, 1)
@@ -118,10 +126,10 @@ def per_document_loop(captions: list[Caption], embedder: SentenceEmbedder) -> Ro
         client.index(index=index, id=doc_id, body=caption_document(caption, vector))
     seconds = time.perf_counter() - started
     cleanup(client, prefix)
-    return "per-document loop (embed 1, index 1)", len(captions), seconds
+    return label, len(captions), seconds
 
 
-def breakdown(captions: list[Caption], embedder: SentenceEmbedder, batch: int) -> list[Row]:
+def breakdown(captions: list[Caption], embedder: Embedder, batch: int) -> list[Row]:
     """Embedding alone and bulk alone, over the same batches."""
     chunks = [captions[i : i + batch] for i in range(0, len(captions), batch)]
     started = time.perf_counter()
@@ -146,7 +154,7 @@ def breakdown(captions: list[Caption], embedder: SentenceEmbedder, batch: int) -
     cleanup(client, prefix)
     n = len(captions)
     return [
-        ("  of which: embedding only (batched)", n, embed_s),
+        ("  of which: embedding only", n, embed_s),
         ("  of which: bulk only", n, bulk_s),
     ]
 
@@ -169,28 +177,48 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=2000, help="Captions for the batched runs.")
     parser.add_argument("--loop-docs", type=int, default=200, help="Captions for the loop.")
     parser.add_argument("--batch", type=int, default=256, help="Indexer max_batch.")
+    parser.add_argument("--write-chunk", type=int, default=64, help="Indexer write_chunk.")
+    parser.add_argument(
+        "--precisions",
+        default="fp32,bf16,int8",
+        help="embedding.precision values, comma-separated.",
+    )
     args = parser.parse_args()
     import torch
 
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-        f"{torch.get_num_threads()}, {load()}"
+        f"{torch.get_num_threads()}, native bf16 {cpu_has_native_bf16()}, {load()}"
     )
-    embedder = SentenceEmbedder(EmbeddingSettings())
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     captions = make_captions(args.docs + args.loop_docs, seed=11)
-    loop = per_document_loop(captions[args.docs :], embedder)
-    rows = [batched_indexer(captions[: args.docs], embedder, args.batch), loop]
-    rows += breakdown(captions[: args.docs], embedder, args.batch)
-    print_table(rows, baseline=loop)
+    batched, loop_captions = captions[: args.docs], captions[args.docs :]
+    embedders = {
+        p: make_embedder(EmbeddingSettings.model_validate({"precision": p})) for p in precisions
+    }
+    baseline_embedder = embedders.get("fp32") or make_embedder(EmbeddingSettings(precision="fp32"))
+    baseline = per_document_loop(loop_captions, baseline_embedder, "per-document loop, fp32")
+    rows = [baseline]
+    rates: dict[str, float] = {}
+    for precision, embedder in embedders.items():
+        label = f"batched indexer, {precision} (batch {args.batch}, chunk {args.write_chunk})"
+        row = batched_indexer(batched, embedder, args.batch, args.write_chunk, label)
+        rates[precision] = row[1] / row[2]
+        rows += [row, *breakdown(batched, embedder, args.batch)]
+    fastest = max(rates, key=rates.__getitem__)
+    if fastest != "fp32":
+        label = f"per-document loop, {fastest}"
+        rows.append(per_document_loop(loop_captions, embedders[fastest], label))
+    print_table(rows, baseline=baseline)
     print(f"after: {load()}")
 
 
 def print_table(rows: list[Row], baseline: Row) -> None:
     base_rate = baseline[1] / baseline[2]
-    print(f"\n{'path':<40}{'docs':>7}{'seconds':>10}{'docs/s':>9}{'vs loop':>9}")
+    print(f"\n{'path':<58}{'docs':>7}{'seconds':>10}{'docs/s':>9}{'vs loop fp32':>14}")
     for label, docs, seconds in rows:
         rate = docs / seconds
-        print(f"{label:<40}{docs:>7}{seconds:>10.2f}{rate:>9.1f}{rate / base_rate:>9.2f}")
+        print(f"{label:<58}{docs:>7}{seconds:>10.2f}{rate:>9.1f}{rate / base_rate:>14.2f}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="Write the index templates and create the indices, then exit (deploy hooks).",
     )
+    p.add_argument(
+        "--prepare-model",
+        action="store_true",
+        help="Load the embedding model once (building the int8 ONNX into the cache when "
+        "embedding.precision is int8), print what was loaded, exit (image builds).",
+    )
     p.set_defaults(func=indexer_main)
 
     p = sub.add_parser("search", help="Search keyframes in plain words.")
@@ -65,6 +71,8 @@ def indexer_main(args: argparse.Namespace) -> int:
     settings = load_settings(IndexerSettings, args.config)
     if args.init_only:
         return init_indices(settings)
+    if args.prepare_model:
+        return prepare_model(settings)
     return run_indexer(settings, idle_exit_s=args.idle_exit)
 
 
@@ -87,15 +95,26 @@ def init_indices(settings: Any) -> int:
     return 0
 
 
+def prepare_model(settings: Any) -> int:
+    """``vsa indexer --prepare-model``: load the embedder (building what it caches), report."""
+    from .embedder import make_embedder, resolve_precision
+
+    embedder = make_embedder(settings.embedding)
+    precision = resolve_precision(settings.embedding)
+    vector = embedder.encode(["a person in red near the gate"])[0]
+    print(f"embedding model ready: precision {precision}, {vector.shape[0]} dimensions")
+    return 0
+
+
 def make_searcher(config: Path | None, **overrides: Any) -> Any:
-    from .embedder import SentenceEmbedder
+    from .embedder import make_embedder
     from .search import Searcher
     from .settings import SearchSettings
     from .store import make_client
 
     settings = load_settings(SearchSettings, config, **overrides)
     client = make_client(settings.opensearch, settings.request_timeout_s)
-    return Searcher(client, SentenceEmbedder(settings.embedding), settings)
+    return Searcher(client, make_embedder(settings.embedding), settings)
 
 
 def search_main(args: argparse.Namespace) -> int:

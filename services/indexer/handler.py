@@ -19,6 +19,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -206,17 +207,58 @@ class IndexerHandler:
         self.indices_ready = False
         self.captions_topic = settings.topics.name("captions")
         self.alerts_topic = settings.topics.name("alerts")
+        # One writer: bulk requests go out one at a time and in order, while embedding goes on.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-bulk")
 
     def __call__(self, msgs: Sequence[Message]) -> BatchResult:
         decoded = self.decode(msgs)
         sources = [msg for msg, _ in decoded.captions] + [msg for msg, _ in decoded.alerts]
-        actions = self.actions(decoded)
-        rejected = self.write(actions)
+        actions, rejected = self.embed_and_write(decoded)
         failures = list(decoded.failures)
         for position, reason in sorted(rejected.items()):
             failures.append((sources[position], DocumentRejectedError(reason)))
         self._count(actions, rejected)
         return BatchResult(failures=failures)
+
+    def embed_and_write(self, decoded: Decoded) -> tuple[list[Action], dict[int, str]]:
+        """Embed the captions ``write_chunk`` at a time and hand each chunk's actions to the
+        writer thread, which bulk-writes it while the next chunk is embedded. Returns every
+        action and the rejected positions, once every chunk is written; the first error of a
+        write is raised after the writes already started have finished (the rest are
+        cancelled), so the batch is never committed on a partial write."""
+        chunk = self.settings.write_chunk
+        captions = decoded.captions
+        actions: list[Action] = []
+        writes: list[tuple[int, Future[dict[int, str]]]] = []
+        try:
+            for start in range(0, max(len(captions), 1), chunk):
+                if any(w.done() and w.exception() is not None for _, w in writes):
+                    break  # a write failed for good: stop embedding, raise it below
+                part = self.caption_actions(captions[start : start + chunk])
+                if start + chunk >= len(captions):
+                    part += self.alert_actions(decoded.alerts)
+                if part:
+                    writes.append((len(actions), self._writer.submit(self.write, part)))
+                    actions += part
+        finally:
+            rejected = self._collect(writes)
+        return actions, rejected
+
+    def _collect(self, writes: list[tuple[int, Future[dict[int, str]]]]) -> dict[int, str]:
+        rejected: dict[int, str] = {}
+        error: BaseException | None = None
+        for offset, write in writes:
+            if error is not None:
+                write.cancel()
+                if write.cancelled():
+                    continue
+            try:
+                rejected.update({offset + p: r for p, r in write.result().items()})
+            except BaseException as exc:  # re-raised below, once no write is in flight
+                error = error or exc
+        if error is not None:
+            raise error
+        return rejected
 
     def decode(self, msgs: Sequence[Message]) -> Decoded:
         """Parse every message by its topic; undecodable ones become failures (dead letters)."""
@@ -233,22 +275,30 @@ class IndexerHandler:
                 decoded.failures.append((msg, exc))
         return decoded
 
-    def actions(self, decoded: Decoded) -> list[Action]:
-        """Bulk ``index`` actions: captions first (embedded in one batch), then alerts."""
+    def caption_actions(self, captions: Sequence[tuple[Message, Caption]]) -> list[Action]:
+        """Bulk ``index`` actions of captions, embedded in one batched run."""
+        if not captions:
+            return []
         started = time.perf_counter()
-        vectors = self.embedder.encode([caption.text for _, caption in decoded.captions])
+        vectors = self.embedder.encode([caption.text for _, caption in captions])
         self.metrics.embed_seconds.observe(time.perf_counter() - started)
         now = time.time()
-        index = self.settings.index
+        index = self.settings.index.captions_index
         actions: list[Action] = []
-        for (_, caption), vector in zip(decoded.captions, vectors, strict=True):
+        for (_, caption), vector in zip(captions, vectors, strict=True):
             doc_id = caption_doc_id(caption.camera_id, caption.frame_seq)
-            meta = {"index": {"_index": index.captions_index, "_id": doc_id}}
+            meta = {"index": {"_index": index, "_id": doc_id}}
             actions.append((meta, caption_document(caption, vector, now)))
-        for _, alert in decoded.alerts:
-            meta = {"index": {"_index": index.alerts_index, "_id": alert.alert_id}}
-            actions.append((meta, alert_document(alert, now)))
         return actions
+
+    def alert_actions(self, alerts: Sequence[tuple[Message, Alert]]) -> list[Action]:
+        """Bulk ``index`` actions of alerts (alert history; no embedding)."""
+        now = time.time()
+        index = self.settings.index.alerts_index
+        return [
+            ({"index": {"_index": index, "_id": alert.alert_id}}, alert_document(alert, now))
+            for _, alert in alerts
+        ]
 
     def write(self, actions: Sequence[Action]) -> dict[int, str]:
         """Bulk-write until every action is indexed or rejected; returns rejected positions."""

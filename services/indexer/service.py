@@ -11,7 +11,7 @@ from vsa.runtime.metrics import Health, ServiceMetrics
 from vsa.runtime.service import BatchLoop, LoopConfig, StopFlag, serve
 from vsa.runtime.settings import ConfigError
 
-from .embedder import Embedder, SentenceEmbedder
+from .embedder import Embedder, make_embedder
 from .handler import (
     IndexerHandler,
     IndexerMetrics,
@@ -69,7 +69,7 @@ def build_indexer(
     retrier = Retrier(settings.retry, health, stop, IndexerMetrics(metrics))
     client = client or make_client(settings.opensearch, settings.retry.request_timeout_s)
     handler = IndexerHandler(
-        settings, client, embedder or SentenceEmbedder(settings.embedding), retrier
+        settings, client, embedder or make_embedder(settings.embedding), retrier
     )
     topics = [settings.topics.name("captions")]
     if settings.consume_alerts:

@@ -105,8 +105,25 @@ class EmbeddingSettings(BaseModel):
         None,
         ge=1,
         le=256,
-        description="Torch CPU threads; None leaves torch's default (one per core).",
+        description="CPU threads (torch, or ONNX Runtime for int8); None: one per core.",
     )
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto",
+        description="Numeric precision. auto: fp16 on CUDA; on CPU bf16 where the CPU computes "
+        "it natively (AVX512-BF16 or AMX), else fp32. bf16: vectors within cosine 0.9999 of fp32, "
+        "~1.7x faster on such CPUs. int8: ONNX Runtime with dynamically quantised weights "
+        "(CPU only; built once from the model into the cache), ~2.8x faster than fp32, vectors "
+        "within cosine ~0.99 of fp32. Use the same precision for the indexer and for search.",
+    )
+
+    @model_validator(mode="after")
+    def _precision_fits_device(self) -> Self:
+        on_cpu = self.device == "cpu"
+        if self.precision == "int8" and not on_cpu:
+            raise ValueError("embedding.precision int8 runs on the CPU only; use fp16 on a GPU")
+        if self.precision == "fp16" and on_cpu:
+            raise ValueError("embedding.precision fp16 needs a GPU; on a CPU use bf16 or int8")
+        return self
 
 
 class RetrySettings(BaseModel):
@@ -160,6 +177,15 @@ class IndexerSettings(ServiceSettings):
         le=4096,
         description="Most messages per batch = documents per embedding run and bulk request. "
         "Higher: more docs/s, more latency and memory per batch.",
+    )
+    write_chunk: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Documents per bulk request within a batch. Each chunk is written by a "
+        "background thread while the next one is embedded, so embedding and OpenSearch work "
+        "overlap; offsets are still committed only after every chunk of the batch is "
+        "acknowledged. >= max_batch: one embedding run and one bulk request per batch.",
     )
     max_wait_ms: int = Field(
         200,

@@ -214,14 +214,18 @@ def test_captions_and_alerts_indexed_searchable_and_replay_safe(
     assert count(os_client, index.alerts_index) == 2
 
 
+@pytest.mark.parametrize("write_chunk", [3, 64], ids=["chunks-of-3", "one-chunk"])
 def test_rejected_document_goes_to_dead_letters_rest_indexed(
     kafka: KafkaSettings,
     opensearch: OpenSearchSettings,
     unique_name: str,
     embedder: SentenceEmbedder,
     os_client: Any,
+    write_chunk: int,
 ) -> None:
-    settings = indexer_settings(kafka, opensearch, unique_name)
+    # With chunks of 3 the bad document is written by a later bulk request than the first:
+    # its position within the batch must still lead back to its own message.
+    settings = indexer_settings(kafka, opensearch, unique_name, write_chunk=write_chunk)
     captions = make_captions(12)
     # Valid for the topic contract, but its capture time (year ~300 million) overflows
     # OpenSearch's millisecond date: a mapper_parsing_exception for this document only.
@@ -247,16 +251,18 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.parametrize("write_chunk", [2, 64], ids=["chunks-of-2", "one-chunk"])
 def test_opensearch_unreachable_commits_nothing_then_recovers(
     kafka: KafkaSettings,
     opensearch: OpenSearchSettings,
     unique_name: str,
     embedder: SentenceEmbedder,
     os_client: Any,
+    write_chunk: int,
 ) -> None:
     down = OpenSearchSettings(url=f"http://127.0.0.1:{closed_port()}")
     retry = RetrySettings(min_backoff_s=0.05, max_backoff_s=0.2, give_up_after_s=1.5)
-    settings = indexer_settings(kafka, down, unique_name, retry=retry)
+    settings = indexer_settings(kafka, down, unique_name, retry=retry, write_chunk=write_chunk)
     produce(kafka, settings, make_captions(8), [make_alert("gate", 1, 1)])
 
     indexer = build_indexer(settings, embedder=embedder, idle_exit_s=10)
