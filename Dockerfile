@@ -58,7 +58,8 @@ ARG BAKE_MODELS=1
 # Network input sizes the bundled detector models are converted at (416 or HxW, space-separated).
 # A size that is not baked would be converted at run time, which a read-only root cannot do.
 ARG MODEL_INPUT_SIZES="416"
-# apt-get only downloads opencv-doc (for the sample clip) here; nothing is installed.
+# apt-get only downloads opencv-doc (for the sample clip) here; nothing is installed. The indexer's
+# int8 embedding model (embedding.precision int8) is built here too, for read-only roots.
 RUN mkdir -p "${VSA_CACHE_DIR}" \
  && if [ "${BAKE_MODELS}" = "1" ]; then \
         apt-get update \
@@ -66,6 +67,7 @@ RUN mkdir -p "${VSA_CACHE_DIR}" \
         && for size in ${MODEL_INPUT_SIZES}; do \
                vsa models convert --int8 --input-size "${size}" || exit 1; \
            done \
+        && VSA_INDEXER_EMBEDDING__PRECISION=int8 vsa indexer --prepare-model \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 

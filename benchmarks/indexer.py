@@ -16,7 +16,7 @@ batching gives from what precision gives. Every text is distinct, so the indexer
 deduplication saves nothing here. Usage::
 
     python benchmarks/indexer.py [--docs 2000] [--loop-docs 200] [--batch 256]
-        [--precisions fp32,bf16,int8] [--write-chunk 64]
+        [--precisions fp32,bf16,int8] [--write-chunk 256]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def make_captions(n: int, seed: int) -> list[Caption]:
     return captions
 
 
-def settings_for(prefix: str, batch: int, write_chunk: int = 64) -> IndexerSettings:
+def settings_for(prefix: str, batch: int, write_chunk: int = 256) -> IndexerSettings:
     return IndexerSettings(
         write_chunk=write_chunk,
         kafka=KafkaSettings(),
@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=2000, help="Captions for the batched runs.")
     parser.add_argument("--loop-docs", type=int, default=200, help="Captions for the loop.")
     parser.add_argument("--batch", type=int, default=256, help="Indexer max_batch.")
-    parser.add_argument("--write-chunk", type=int, default=64, help="Indexer write_chunk.")
+    parser.add_argument("--write-chunk", type=int, default=256, help="Indexer write_chunk.")
     parser.add_argument(
         "--precisions",
         default="fp32,bf16,int8",

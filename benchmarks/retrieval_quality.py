@@ -27,6 +27,7 @@ of the means. Baseline in the same run: a random ranking's expected precision@5
 (5 x relevant / corpus, over the same denominator).
 
     python benchmarks/retrieval_quality.py [--every N] [--interval S] [--keep] [--hits]
+        [--precision auto|fp32|bf16|int8]
 """
 
 from __future__ import annotations
@@ -648,15 +649,23 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=QUERIES_FILE, help="Queries YAML.")
     parser.add_argument("--keep", action="store_true", help="Keep the index afterwards.")
     parser.add_argument("--hits", action="store_true", help="Print every query's top hits.")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "int8"],
+        help="embedding.precision for the captions and the queries (default auto).",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     config, specs = load_config_and_queries(args.queries)
     corpus = build_corpus(args.every, args.interval, config)
-    from vsa.services.indexer.embedder import SentenceEmbedder
+    from vsa.services.indexer.embedder import make_embedder, resolve_precision
     from vsa.services.indexer.settings import EmbeddingSettings
     from vsa.services.indexer.store import make_client
 
-    embedder = SentenceEmbedder(EmbeddingSettings())
+    embedding = EmbeddingSettings.model_validate({"precision": args.precision})
+    embedder = make_embedder(embedding)
+    log(f"embedding precision {resolve_precision(embedding)}")
     prefix = f"bench-retrieval-{uuid.uuid4().hex[:8]}-"
     client = make_client(OpenSearchSettings(), 60)
     try:

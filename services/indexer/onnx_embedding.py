@@ -222,6 +222,9 @@ class OnnxEmbedder:
         if settings.threads is not None:
             options.intra_op_num_threads = settings.threads
         options.inter_op_num_threads = 1
+        # Idle ONNX Runtime threads spin by default, taking CPU from the Kafka consumer, the
+        # bulk writer and (on small machines) OpenSearch: 400 vs 283 docs/s on 2 cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )
