@@ -144,10 +144,9 @@ class SentenceEmbedder:
         self._model: Any = SentenceTransformer(
             str(path), device=settings.device, local_files_only=True
         )
-        if precision == "bf16":
-            self._model.to(torch.bfloat16)
-        elif precision == "fp16":
-            self._model.half()
+        # Cast whatever the checkpoint holds (transformers keeps an fp16 file's dtype).
+        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+        self._model.to(dtypes[precision])
         self.precision = precision
         self._batch_size = settings.batch_size
         self._lock = threading.Lock()

@@ -211,3 +211,26 @@ def test_make_embedder_picks_the_engine(int8_cache: Path, monkeypatch: pytest.Mo
     assert isinstance(make_embedder(EmbeddingSettings(precision="fp32")), SentenceEmbedder)
     with pytest.raises(ConfigError, match="ONNX Runtime"):
         SentenceEmbedder(EmbeddingSettings(precision="int8"))
+
+
+def test_precision_is_enforced_whatever_the_checkpoint_holds(tmp_path: Path) -> None:
+    """transformers keeps the dtype of the weights file: an fp16 copy of the model must still
+    run in fp32 when fp32 is asked for (and in bf16 when bf16 is)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from vsa.services.indexer.embedder import default_model_path
+
+    source = default_model_path()
+    copy = tmp_path / "fp16-model"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("model.safetensors"))
+    weights = load_file(str(source / "model.safetensors"))
+    save_file(
+        {k: v.half().contiguous() for k, v in weights.items()}, str(copy / "model.safetensors")
+    )
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        embedder = SentenceEmbedder(EmbeddingSettings(precision=precision, model_path=copy))  # type: ignore[arg-type]
+        assert {p.dtype for p in embedder._model.parameters()} == {dtype}
+        assert embedder.encode(["a white van"]).dtype == np.float32
