@@ -124,6 +124,22 @@ def encode_unique(
     return picked
 
 
+def ready(embedder: Any, source: Path, device: str, started: float) -> None:
+    """Check a new embedder's output size, run one warm-up text through it, log it."""
+    if embedder.dims != EMBEDDING_DIMS:
+        raise ConfigError(f"model {source} makes {embedder.dims}-d vectors, the index needs 384")
+    embedder.encode(["warm-up"])
+    event(
+        log,
+        "embedder_loaded",
+        path=str(source),
+        device=device,
+        precision=embedder.precision,
+        dims=embedder.dims,
+        load_s=round(time.perf_counter() - started, 2),
+    )
+
+
 class SentenceEmbedder:
     """A sentence-transformers model on one device in fp32, bf16 or fp16; thread-safe,
     batches of ``batch_size``."""
@@ -153,18 +169,7 @@ class SentenceEmbedder:
         dimension = getattr(self._model, "get_embedding_dimension", None)  # sentence-transformers 6
         dimension = dimension or self._model.get_sentence_embedding_dimension
         self.dims = int(dimension() or 0)
-        if self.dims != EMBEDDING_DIMS:
-            raise ConfigError(f"model {path} makes {self.dims}-d vectors, the index needs 384")
-        self.encode(["warm-up"])
-        event(
-            log,
-            "embedder_loaded",
-            path=str(path),
-            device=settings.device,
-            precision=precision,
-            dims=self.dims,
-            load_s=round(time.perf_counter() - started, 2),
-        )
+        ready(self, path, settings.device, started)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Embed ``texts``: (n, 384) float32 rows of unit length; (0, 384) for no texts."""

@@ -36,8 +36,8 @@ from numpy.typing import NDArray
 from vsa.runtime.logs import event
 from vsa.runtime.settings import ConfigError
 
-from .embedder import Vectors, _offline, encode_unique, model_path
-from .settings import EMBEDDING_DIMS, EmbeddingSettings
+from .embedder import Vectors, _offline, encode_unique, model_path, ready
+from .settings import EmbeddingSettings
 
 log = logging.getLogger("vsa.indexer.embedder")
 
@@ -231,18 +231,7 @@ class OnnxEmbedder:
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._batch_size = settings.batch_size
         self.dims = int(self._session.get_outputs()[0].shape[1])
-        if self.dims != EMBEDDING_DIMS:
-            raise ConfigError(f"model {path} makes {self.dims}-d vectors, the index needs 384")
-        self.encode(["warm-up"])
-        event(
-            log,
-            "embedder_loaded",
-            path=str(onnx_path),
-            device="cpu",
-            precision=self.precision,
-            dims=self.dims,
-            load_s=round(time.perf_counter() - started, 2),
-        )
+        ready(self, onnx_path, "cpu", started)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Embed ``texts``: (n, 384) float32 rows of unit length; (0, 384) for no texts."""
