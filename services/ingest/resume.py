@@ -4,6 +4,11 @@ frame_seq must grow per camera across restarts, because (camera_id, frame_seq) i
 idempotency key of everything derived from a frame. Kafka is the source of truth: the last frame
 of a camera is near the end of the partition its key hashes to, so reading back a bounded number
 of messages there finds it without any local state.
+
+Kafka keeps frames only for the frames topic's retention (an hour by default): a camera idle for
+longer has no frame left to read back, and starts at 0 again. That is logged as a
+``frame_seq_not_recovered`` warning; the tracker recognises the restarted numbering (frame_seq
+back, capture time later than its last frame) and starts the camera over.
 """
 
 from __future__ import annotations
@@ -83,6 +88,8 @@ def _lookup(
             kafka, "ingest-resume", "vsa-ingest-resume", **{"enable.partition.eof": True}
         )
     )
+    found: dict[str, int] = {}
+    unknown: dict[str, tuple[int, str]] = {}  # camera_id -> (partition, reason)
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
@@ -90,41 +97,93 @@ def _lookup(
         by_partition: dict[int, set[str]] = defaultdict(set)
         for camera_id in camera_ids:
             by_partition[partition_for_key(camera_id, len(meta.partitions))].add(camera_id)
-        found: dict[str, int] = {}
         for partition, cameras in by_partition.items():
-            found.update(_scan_partition(consumer, topic, partition, cameras, scan, timeout_s))
+            tp = TopicPartition(topic, partition)
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            seqs = _scan_partition(consumer, tp, cameras, (max(low, high - scan), high), timeout_s)
+            found.update(seqs)
+            reason = unrecovered_reason(low, high, scan)
+            if reason is not None:
+                unknown.update({c: (partition, reason) for c in sorted(cameras - seqs.keys())})
     finally:
         consumer.close()
     for camera_id, seq in found.items():
         event(log, "frame_seq_resumed", camera_id=camera_id, frame_seq=seq + 1)
+    for camera_id, (partition, reason) in unknown.items():
+        _warn_unrecovered(camera_id, topic, partition, reason, scan)
     return found
 
 
+def unrecovered_reason(low: int, high: int, scan: int) -> str | None:
+    """Why a camera absent from the frames read back may still have sent frames before.
+
+    ``low`` and ``high`` are the partition's first and next offsets, ``scan`` the most messages
+    read back. ``"expired"``: older frames of the partition were deleted (retention, or records
+    deleted by hand) and nothing left is the camera's; ``"beyond_scan"``: the partition holds
+    more than ``scan`` frames, so the camera's last one may be further back. None: the whole
+    partition, from offset 0, was read, so the camera never sent a frame to this topic.
+    """
+    if high - low > scan:
+        return "beyond_scan"
+    if low > 0:
+        return "expired"
+    return None
+
+
+_UNRECOVERED_HINTS = {
+    "expired": "no frame of the camera is left in its partition (retention deleted them): if it "
+    "ran before, its frame_seq restarts at 0; the tracker sees the restart by the capture time "
+    "and starts the camera over, and documents keyed by (camera_id, frame_seq) may be rewritten",
+    "beyond_scan": "no frame of the camera among the last {scan} messages of its partition: if "
+    "it ran before, raise VSA_INGEST_SEQ_RECOVERY_SCAN, or its frame_seq restarts at 0",
+}
+
+
+def _warn_unrecovered(camera_id: str, topic: str, partition: int, reason: str, scan: int) -> None:
+    event(
+        log,
+        "frame_seq_not_recovered",
+        logging.WARNING,
+        camera_id=camera_id,
+        frame_seq=0,
+        topic=topic,
+        partition=partition,
+        reason=reason,
+        hint=_UNRECOVERED_HINTS[reason].format(scan=scan),
+    )
+
+
 def _scan_partition(
-    consumer: Consumer, topic: str, partition: int, cameras: set[str], scan: int, timeout_s: float
+    consumer: Consumer,
+    tp: TopicPartition,
+    cameras: set[str],
+    offsets: tuple[int, int],
+    timeout_s: float,
 ) -> dict[str, int]:
-    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
-    if high <= low:
+    """Highest frame_seq of each of ``cameras`` in the records at ``offsets`` [start, end)."""
+    start, end = offsets
+    if end <= start:
         return {}
-    consumer.assign([TopicPartition(topic, partition, max(low, high - scan))])
+    consumer.assign([TopicPartition(tp.topic, tp.partition, start)])
     found: dict[str, int] = {}
-    while True:
-        msgs = consumer.consume(256, timeout_s)
+    position = start
+    while position < end:
+        # Never ask for more than is left: consume() waits for the count or the timeout, and
+        # a count past the end of the partition would wait the whole timeout at every start.
+        msgs = consumer.consume(min(256, end - position), timeout_s)
         if not msgs:
             break
         for msg in msgs:
             if msg.error() is not None:
                 continue
+            position = max(position, (msg.offset() or 0) + 1)
             try:
                 meta = FrameMeta.from_headers(msg.headers())
             except SchemaError:
                 continue
             if meta.camera_id in cameras:
                 found[meta.camera_id] = max(found.get(meta.camera_id, -1), meta.frame_seq)
-        last_offset = msgs[-1].offset()
-        if last_offset is not None and last_offset >= high - 1:
-            break
-        if any(m.error() is not None for m in msgs):
+        if any(m.error() is not None for m in msgs):  # end of partition, or a fetch error
             break
     consumer.unassign()
     return found

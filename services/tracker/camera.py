@@ -4,7 +4,8 @@
 The Faust app keeps one :class:`CameraState` per camera_id in a table whose values are
 ``CameraState.to_bytes()``; for every detections message it calls :func:`process`, produces the
 outputs and writes the new state back once Kafka acknowledged them. A redelivered message
-(frame_seq not above the last applied one) returns the state unchanged and no outputs. The
+(frame_seq not above the last applied one) returns the state unchanged and no outputs, unless
+it restarts the camera's frame_seq (captured well after the last applied frame). The
 outputs are built as JSON documents straight from the core's arrays (see ``outputs.py``).
 """
 
@@ -26,6 +27,7 @@ from .core import (
     TrackerConfig,
     TrackerState,
     TrackOutputs,
+    restarts_sequence,
     step,
 )
 from .core.binary import Reader, Writer
@@ -68,6 +70,11 @@ class CameraState:
             out.pack(_CLASS_ID, class_id)
             out.text(name)
         return out.getvalue()
+
+    def restarted(self) -> CameraState:
+        """The camera starting over after its frame_seq restarted: no tracks and no rule visit
+        (track ids, alert episodes and cooldowns go on), keyframes due afresh."""
+        return CameraState(self.tracker.restarted(), self.rules.restarted(), None, self.class_names)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CameraState:
@@ -127,15 +134,21 @@ def process(
 
     ``rules`` are the camera's compiled rules (None: track only). A camera whose config has
     ``enabled: false`` is ignored, as is a message already applied: both return the state
-    unchanged and None.
+    unchanged and None. A message that restarts the camera's frame_seq (see
+    :func:`~.core.restarts_sequence`) is applied to a camera starting over: tracks and rule
+    visits end, track ids, alert episodes and cooldowns go on; its outputs say so in
+    ``restarted_from``.
     """
     if rules is not None and not rules.enabled:
         return state, None
-    tracker, outputs = step(
-        state.tracker, detection_arrays(message), message.capture_ts, message.frame_seq, config
-    )
+    seq, ts = message.frame_seq, message.capture_ts
+    restart = restarts_sequence(state.tracker, seq, ts, config)
+    restarted_from = state.tracker.last_frame_seq if restart else None
+    tracker, outputs = step(state.tracker, detection_arrays(message), ts, seq, config)
     if outputs is None:
         return state, None
+    if restart:
+        state = state.restarted()  # for the rules and keyframes; step restarted the tracker
     names = {**state.class_names, **{box.class_id: box.class_name for box in message.boxes}}
     objects = object_docs(outputs, names)
     class_names = tuple(obj["class_name"] for obj in objects)
@@ -149,7 +162,9 @@ def process(
         alerts,
     )
     new_state = CameraState(tracker, rule_state, keyframe_ts, names)
-    return new_state, FrameOutputs(message, objects, alerts, reason, keyframe_tracks)
+    return new_state, FrameOutputs(
+        message, objects, alerts, reason, keyframe_tracks, restarted_from
+    )
 
 
 def _apply_rules(

@@ -11,6 +11,11 @@ and dead letters, waits until Kafka acknowledged all of them, and only then writ
 - a crash after the writes but before the offsets are committed redelivers frames the states
   already hold: they are skipped (``frame_seq`` not above the last applied one), no output.
 
+A frame whose ``frame_seq`` went back although it was captured well after the camera's last
+applied frame is no redelivery: the camera's numbering restarted (an ingest that found no
+earlier frame of it). The camera starts over (``camera.process``), outcome ``restarted``, with a
+``camera_sequence_restarted`` warning; a redelivery of that frame is skipped again as usual.
+
 Within a batch a camera's state is carried from frame to frame in memory and written once, after
 the batch: the table (and its changelog) then holds the state of the camera's last applied frame
 of the batch, which is all a restart needs.
@@ -161,16 +166,21 @@ class TrackerHandler:
             message = decode(record)
             camera_id = message.camera_id
             state = states[camera_id][0] if camera_id in states else _load(load, record)
-            new_state, outputs = process(state, message, self.rules_for(camera_id), self.config)
+            rules = self.rules_for(camera_id)
+            new_state, outputs = process(state, message, rules, self.config)
         except Exception as exc:  # bad input or a core bug: dead letter, keep going
             self._reject(record, exc, plan)
             return
         if outputs is None:
-            applied = message.frame_seq <= state.tracker.last_frame_seq
-            plan.outcomes["already_applied" if applied else "disabled"] += 1
+            disabled = rules is not None and not rules.enabled
+            plan.outcomes["disabled" if disabled else "already_applied"] += 1
             return
         states[camera_id] = (new_state, record)
-        plan.outcomes["applied"] += 1
+        if outputs.restarted_from is None:
+            plan.outcomes["applied"] += 1
+        else:
+            plan.outcomes["restarted"] += 1
+            _log_restart(message, state, outputs.restarted_from)
         plan.outputs.extend(self.encode(camera_id, outputs))
 
     def encode(self, camera_id: str, outputs: FrameOutputs) -> list[Output]:
@@ -219,6 +229,22 @@ class TrackerHandler:
             self.metrics.count_frames(outcome, count)
         for write in plan.writes:
             self.metrics.state_bytes.labels(self.metrics.service).observe(len(write.data))
+
+
+def _log_restart(message: Detections, old: CameraState, last_frame_seq: int) -> None:
+    """One warning line per restart of a camera's numbering, with what the state knew."""
+    event(
+        log,
+        "camera_sequence_restarted",
+        logging.WARNING,
+        camera_id=message.camera_id,
+        frame_seq=message.frame_seq,
+        last_frame_seq=last_frame_seq,
+        gap_s=round(message.capture_ts - old.tracker.last_ts, 3),
+        next_track_id=old.tracker.next_track_id,
+        note="frame_seq went back while capture time moved on: the camera's numbering "
+        "restarted; it starts over, track ids continue",
+    )
 
 
 def _load(load: StateLoader, record: Record) -> CameraState:

@@ -26,6 +26,7 @@ class TrackerMetrics:
         self.frames = Counter(
             "vsa_tracker_frames",
             "Detections messages by outcome: applied, already_applied (redelivered, skipped), "
+            "restarted (applied to a camera whose frame_seq restarted: it started over), "
             "disabled (camera config enabled: false), failed (sent to the dead letters).",
             ["service", "outcome"],
             registry=registry,

@@ -66,6 +66,8 @@ class FrameOutputs:
         alerts: alerts fired on this frame.
         keyframe_reason: why this frame is a keyframe, or None when it is not one.
         keyframe_track_ids: the tracks the keyframe is about.
+        restarted_from: when this frame restarted the camera's frame_seq, the last frame_seq
+            applied before it (the camera started over); otherwise None.
     """
 
     message: Detections
@@ -73,6 +75,7 @@ class FrameOutputs:
     alerts: list[Alert] = field(default_factory=list)
     keyframe_reason: KeyframeReason | None = None
     keyframe_track_ids: list[int] = field(default_factory=list)
+    restarted_from: int | None = None
 
     def _frame_fields(self) -> dict[str, Any]:
         m = self.message

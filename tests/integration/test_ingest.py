@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import pytest
 import simplejpeg
-from confluent_kafka import Consumer, Message
+from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from vsa.runtime.kafka import ensure_topics
 from vsa.runtime.partition import partition_for_key
@@ -15,6 +17,7 @@ from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
 from vsa.runtime.topics import TopicsSettings
 from vsa.schemas import FrameMeta
 from vsa.services.ingest.config import CameraSpec, IngestSettings
+from vsa.services.ingest.resume import last_frame_seqs
 from vsa.services.ingest.service import IngestService
 
 pytestmark = pytest.mark.integration
@@ -105,6 +108,44 @@ def test_frame_seq_continues_after_a_restart(
     assert IngestService(settings).run().published == 30
     assert IngestService(settings).run().published == 30
     frames = by_camera(read_frames(kafka, settings.topics.name("frames"), 60))["gate"]
+    assert [meta.frame_seq for meta, _ in frames] == list(range(60))
+
+
+def test_frame_seq_lookup_does_not_wait_out_its_timeout(
+    kafka: KafkaSettings, unique_name: str, vtest: Path
+) -> None:
+    """Reading back the tail of a partition ends at its last record, not at the timeout (it
+    used to wait the whole timeout per partition: 20 s before the demo's cameras started)."""
+    cams = [CameraSpec(camera_id="gate", url=str(vtest), fps=2)]
+    settings = make_settings(kafka, unique_name, cams, max_frames=30)
+    assert IngestService(settings).run().published == 30
+    started = time.monotonic()
+    found = last_frame_seqs(kafka, settings.topics.name("frames"), ["gate", "door"], 500, 30.0)
+    assert found == {"gate": 29}
+    assert time.monotonic() - started < 15
+
+
+def test_frames_deleted_by_retention_are_reported_and_numbering_starts_over(
+    kafka: KafkaSettings, unique_name: str, vtest: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retention deleted every frame of the camera (the demo run an hour later): ingest cannot
+    continue frame_seq and says so, with the reason; it starts at 0 (the tracker copes)."""
+    cams = [CameraSpec(camera_id="gate", url=str(vtest), fps=2)]
+    settings = make_settings(kafka, unique_name, cams, max_frames=30)
+    topic = settings.topics.name("frames")
+    assert IngestService(settings).run().published == 30
+    partition = partition_for_key("gate", 3)
+    admin = AdminClient(kafka.client_config())
+    # what retention does: the log start offset moves to the end, the records are gone
+    for future in admin.delete_records([TopicPartition(topic, partition, OFFSET_END)]).values():
+        assert future.result().low_watermark == 30
+    with caplog.at_level(logging.WARNING, logger="vsa.ingest.resume"):
+        assert IngestService(settings).run().published == 30
+    (warning,) = [r for r in caplog.records if r.getMessage() == "frame_seq_not_recovered"]
+    assert (warning.camera_id, warning.reason) == ("gate", "expired")
+    assert IngestService(settings).run().published == 30  # continues from what is left
+    frames = by_camera(read_frames(kafka, topic, 60))["gate"]
+    # the second run's 0-29 (the first run's were deleted), then the third run's 30-59
     assert [meta.frame_seq for meta, _ in frames] == list(range(60))
 
 

@@ -551,3 +551,46 @@ def test_a_record_the_stream_skips_is_fetched_again(
     assert worker.metric("vsa_tracker_offset_gaps_total") >= 1
     assert worker.stop() == 0
     reader.close()
+
+
+def test_a_camera_whose_frame_seq_restarts_is_tracked_again(
+    kafka: KafkaSettings,
+    names: TopicNames,
+    start_worker: Callable[..., TrackerWorker],
+    tmp_path: Path,
+) -> None:
+    """The demo's case. The tracker ran and stopped, keeping its state (data folder and
+    changelog); an hour later ingest found no frame of the camera left (retention deleted them)
+    and numbered it from 0 again. The restarted tracker tracks those frames (it used to skip
+    every one as a redelivery), exactly as the offline replay does, with new track ids."""
+    rules = str(write_rules(tmp_path / "rules.yaml", ["lab"]))
+    first_run = scene_for("lab")
+    second_run = [m.model_copy(update={"capture_ts": m.capture_ts + 3600}) for m in first_run]
+    reader = TopicReader(kafka, [names.name(t) for t in OUTPUT_TOPICS])
+    tracks = names.name("tracks")
+
+    def tracked(count: int, what: str) -> None:
+        reader.poll_until(lambda: len(set(reader.values[tracks])) >= count, 90, what)
+
+    one = start_worker(VSA_TRACKER_RULES_FILE=rules)
+    one.wait_ready()
+    produce_detections(kafka, names, first_run)
+    tracked(115, "the first run")
+    assert one.stop() == 0
+    produce_detections(kafka, names, second_run)
+    two = start_worker(VSA_TRACKER_RULES_FILE=rules)  # the same data folder, as in the demo
+    two.wait_ready(90)
+    tracked(230, "the second run")
+    time.sleep(1.0)
+    reader.poll_until(lambda: True, 1, "")
+    rulebook = {"lab": compile_rules(scene_config("lab"), None)}
+    expected = list(replay([*first_run, *second_run], rulebook))
+    for topic in OUTPUT_TOPICS:
+        got = list(dict.fromkeys(reader.values[names.name(topic)]))  # first copies, in order
+        assert got == [m.to_bytes() for t, m in expected if t == topic], topic
+    assert len({json.loads(v)["alert_id"] for v in reader.values[names.name("alerts")]}) == 22
+    assert two.metric("vsa_tracker_frames_total", outcome="restarted") == 1
+    assert two.metric("vsa_tracker_frames_total", outcome="applied") == 114
+    assert "camera_sequence_restarted" in two.log.read_text()
+    assert two.stop() == 0
+    reader.close()

@@ -131,6 +131,53 @@ def test_a_disabled_camera_is_neither_tracked_nor_written() -> None:
     assert (plan.outputs, plan.writes, plan.outcomes) == ([], [], {"disabled": 5})
 
 
+def restarted(messages: Sequence[Detections], after_s: float = 3600.0) -> list[Detections]:
+    """The same frames, numbered from the same frame_seq again but captured ``after_s`` later:
+    what ingest sends when it found no earlier frame of the camera (its frames expired)."""
+    return [m.model_copy(update={"capture_ts": m.capture_ts + after_s}) for m in messages]
+
+
+def test_a_restarted_camera_is_tracked_again_as_a_new_start_with_new_ids() -> None:
+    """The scene, then the scene again with frame_seq from 0 an hour later: the second pass is
+    tracked exactly like the first (a camera starting over), its track ids after the first's,
+    its alerts with new ids."""
+    rules = {"lab": compile_rules(SCENE_CONFIG, None)}
+    outputs = list(replay([*SCENE, *restarted(SCENE)], rules))
+    tracks = [m for topic, m in outputs if topic == "tracks"]
+    first, second = tracks[: len(tracks) // 2], tracks[len(tracks) // 2 :]
+    assert len(first) == len(second) == 115  # every frame of both passes (minus 2 repeats)
+    offset = max(t.track_id for m in first for t in m.tracks)
+    for a, b in zip(first, second, strict=True):
+        assert (b.frame_seq, b.capture_ts) == (a.frame_seq, a.capture_ts + 3600)
+        assert [(t.track_id + offset, t.xyxy, t.state) for t in a.tracks] == [
+            (t.track_id, t.xyxy, t.state) for t in b.tracks
+        ]
+    alerts = [m for topic, m in outputs if topic == "alerts"]
+    assert len(alerts) == 22  # 11 per pass
+    assert len({getattr(a, "alert_id") for a in alerts}) == 22  # noqa: B009
+
+
+def test_a_restart_is_applied_once_and_redeliveries_around_it_are_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tracker, table = handler(), Table()
+    before, after = records(SCENE), records(restarted(SCENE), first_offset=len(SCENE))
+    table.write(tracker.handle(before, table.load))
+    with caplog.at_level("WARNING", logger="vsa.tracker"):
+        plan = tracker.handle(after[:60], table.load)
+    assert plan.outcomes == {"restarted": 1, "applied": 57, "already_applied": 2}
+    (warning,) = [r for r in caplog.records if r.getMessage() == "camera_sequence_restarted"]
+    assert (warning.camera_id, warning.last_frame_seq) == ("lab", 119)
+    table.write(plan)
+    # A crash before the offsets were committed: the end of the first pass and the start of the
+    # second come again. Nothing is applied twice, whatever their frame_seq.
+    again = tracker.handle([*before[-40:], *after[:60]], table.load)
+    assert (again.outputs, again.writes) == ([], [])
+    assert again.outcomes == {"already_applied": 100}
+    plan = tracker.handle(after[60:], table.load)
+    assert plan.outcomes == {"applied": 57}
+
+
 # ------------------------------------------------------------------------------- offset guard
 
 

@@ -133,3 +133,37 @@ def test_no_periodic_keyframes_when_the_interval_is_zero() -> None:
         if out is not None and out.keyframe is not None:
             reasons.append(out.keyframe.reason)
     assert reasons == ["new_track"]
+
+
+def test_a_restarted_frame_seq_starts_the_camera_over_with_its_alerts() -> None:
+    """The camera's frame_seq starts at 0 again an hour later (ingest found none of its frames):
+    it is tracked again; track ids and the crowd's alert episodes go on, so no id repeats."""
+    plaza = {"zone_id": "plaza", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}
+    crowd = {"kind": "crowding", "rule_id": "crowd", "zone_id": "plaza", "min_count": 2}
+    rules = compile_rules(config(zones=[plaza], rules=[crowd]), ["person"])
+    people = [(100, 100, "person"), (300, 100, "person")]
+    state = CameraState()
+    first = []
+    for seq in range(10):
+        state, out = process(state, message(seq, people), rules)
+        assert out is not None
+        assert out.restarted_from is None
+        first += out.alerts
+    assert [a.details["episode"] for a in first] == [0]  # one crowd, one alert
+    later = T0 + 3600
+    state, out = process(state, message(0, people, ts=later), rules)
+    assert out is not None
+    assert out.restarted_from == 9
+    assert [t.track_id for t in out.tracks.tracks] == [3, 4]
+    assert [a.details["episode"] for a in out.alerts] == [1]  # a new crowd: a new alert_id
+    assert out.alerts[0].alert_id != first[0].alert_id
+    assert state.tracker.last_frame_seq == 0
+    assert state.rules.table("crowd").track_ids.tolist() == [0]  # the zone row only
+    for seq, ts in ((0, later), (5, T0 + 0.5), (12, T0 + 1.2)):  # frames already applied
+        again, skipped = process(state, message(seq, people, ts=ts), rules)
+        assert skipped is None
+        assert again is state
+    state, out = process(state, message(1, people, ts=later + 0.1), rules)
+    assert out is not None
+    assert out.restarted_from is None
+    assert [t.track_id for t in out.tracks.tracks] == [3, 4]

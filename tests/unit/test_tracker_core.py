@@ -13,6 +13,8 @@ from vsa.services.tracker.core import (
     TrackerConfig,
     TrackerState,
     TrackOutputs,
+    predates_sequence,
+    restarts_sequence,
     step,
 )
 from vsa.services.tracker.core.matching import assign, iou_matrix
@@ -111,6 +113,68 @@ def test_a_frame_already_applied_is_ignored() -> None:
         again, out = step(state, dets([box(300, 300)]), T0 + 5, seq)
         assert out is None
         assert again is state
+
+
+def test_a_restarted_frame_seq_starts_the_camera_over_and_ids_go_on() -> None:
+    """Ingest found no earlier frame of the camera (its frames expired) and numbered it from 0
+    again, an hour later: the frames are tracked, not skipped as redeliveries forever."""
+    state, _ = run([dets([box(100, 200), box(400, 200)]) for _ in range(10)])
+    later = T0 + 3600
+    new, out = step(state, dets([box(100, 200)]), later, 0)
+    assert out is not None
+    assert (new.last_frame_seq, new.last_ts) == (0, later)
+    assert out.removed_ids.tolist() == [1, 2]
+    assert ids_of(out, STATUS_CONFIRMED) == [3]  # ids are never given twice
+    assert new.seq_start_ts == later
+    # redeliveries are still skipped: the restarted frame itself, and frames from before the
+    # restart, whether their frame_seq is below the new one or above it
+    for seq, ts in ((0, later), (5, T0 + 0.5), (9, T0 + 0.9)):
+        again, skipped = step(new, dets([box(300, 300)]), ts, seq)
+        assert skipped is None
+        assert again is new
+    new, out = step(new, dets([box(102, 200)]), later + 0.1, 1)
+    assert out is not None
+    assert ids_of(out) == [3]
+
+
+@pytest.mark.parametrize(
+    ("seq", "after_s", "restart_after_s", "restarts"),
+    [
+        (9, 3600.0, 10.0, True),  # the last frame_seq again, captured an hour later
+        (0, 10.5, 10.0, True),
+        (0, 10.0, 10.0, False),  # not more than restart_after_s later
+        (3, -0.6, 10.0, False),  # a genuine redelivery: captured before the last frame
+        (0, 3600.0, None, False),  # restarts turned off
+        (10, 3600.0, 10.0, False),  # frame_seq grew: an ordinary frame after a gap
+    ],
+)
+def test_which_frames_restart_the_sequence(
+    seq: int, after_s: float, restart_after_s: float | None, restarts: bool
+) -> None:
+    state, _ = run([dets([box(100, 200)]) for _ in range(10)])  # frames 0..9
+    config = TrackerConfig(restart_after_s=restart_after_s)
+    assert restarts_sequence(state, seq, state.last_ts + after_s, config) is restarts
+    assert not restarts_sequence(TrackerState(), 0, T0 + 3600, config)  # nothing applied yet
+
+
+@pytest.mark.parametrize(
+    ("before_s", "restart_after_s", "predates"),
+    [
+        (10.5, 10.0, True),  # captured before the numbering began: from before a restart
+        (10.0, 10.0, False),
+        (-5.0, 10.0, False),
+        (3600.0, None, False),  # restarts (and this check) turned off
+    ],
+)
+def test_which_frames_predate_the_current_numbering(
+    before_s: float, restart_after_s: float | None, predates: bool
+) -> None:
+    state, _ = run([dets([box(100, 200)]) for _ in range(10)])  # frames 0..9
+    assert state.seq_start_ts == T0
+    config = TrackerConfig(restart_after_s=restart_after_s)
+    assert predates_sequence(state, T0 - before_s, config) is predates
+    unknown = TrackerState(last_frame_seq=9, last_ts=T0 + 0.9)  # read from a version-1 state
+    assert not predates_sequence(unknown, T0 - before_s, config)
 
 
 def test_tracks_are_confirmed_after_min_hits_and_tentative_misses_remove_them() -> None:

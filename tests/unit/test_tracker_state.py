@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from vsa.services.tracker.core import (
     TrackOutputs,
     step,
 )
+from vsa.services.tracker.core.binary import F8, I8, Writer
 from vsa.services.tracker.rules import compile_rules
 
 T0 = 1_767_225_600.0
@@ -26,7 +28,8 @@ T0 = 1_767_225_600.0
 
 @st.composite
 def scenes(draw: st.DrawFn) -> list[tuple[int, float, FrameDetections]]:
-    """Frames of a few moving objects with misses, clutter, class flicker, gaps and repeats."""
+    """Frames of a few moving objects with misses, clutter, class flicker, gaps, repeats and
+    restarts of the numbering."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     objects = draw(st.integers(0, 6))
     frames = draw(st.integers(1, 40))
@@ -37,6 +40,8 @@ def scenes(draw: st.DrawFn) -> list[tuple[int, float, FrameDetections]]:
     for _ in range(frames):
         seq += int(rng.choice([0, 1, 1, 1, 2, 5]))  # 0: a redelivery of the previous frame
         ts += float(rng.choice([0.0, 0.04, 0.1, 0.1, 0.5, 3.0]))
+        if rng.random() < 0.05:  # ingest numbered the camera from 0 again, a minute later
+            seq, ts = 0, ts + 60.0
         centre = start + velocity * (ts - T0) + rng.normal(0, 2, (objects, 2))
         keep = rng.random(objects) > 0.2
         boxes = np.hstack([centre - size / 2, centre + size / 2])[keep]
@@ -156,6 +161,24 @@ def test_bad_bytes_are_refused_clearly() -> None:
         CameraState.from_bytes(data + b"\0")
     with pytest.raises(StateFormatError, match="magic"):
         TrackerState.from_bytes(data)
+
+
+def test_a_version_1_state_is_still_read() -> None:
+    """States written before ``seq_start_ts`` (format version 1) are read back, the start unknown;
+    the next write is version 2."""
+    one = FrameDetections(np.array([[0, 0, 10, 10.0]]), np.array([0.9]), np.array([0]))
+    state, _ = step(TrackerState(), one, T0, 7)
+    out = Writer()
+    out.raw(b"VSATRK\x00\x01")
+    out.pack(struct.Struct("<qdqI"), 7, T0, state.next_track_id, len(state))
+    out.array(state.floats, F8)
+    out.array(state.ints, I8)
+    old = TrackerState.from_bytes(out.getvalue())
+    assert (old.last_frame_seq, old.last_ts, old.seq_start_ts) == (7, T0, 0.0)
+    assert np.array_equal(old.floats, state.floats)
+    assert np.array_equal(old.ints, state.ints)
+    assert old.to_bytes()[:8] == b"VSATRK\x00\x02"
+    assert TrackerState.from_bytes(old.to_bytes()).to_bytes() == old.to_bytes()
 
 
 def test_states_are_read_only_whether_stepped_or_decoded() -> None:

@@ -15,7 +15,13 @@ from .records import (
     TrackOutputs,
 )
 from .state import TrackerState
-from .step import cxcywh_to_xyxy, step, xyxy_to_cxcywh
+from .step import (
+    cxcywh_to_xyxy,
+    predates_sequence,
+    restarts_sequence,
+    step,
+    xyxy_to_cxcywh,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -29,6 +35,8 @@ __all__ = [
     "TrackerConfig",
     "TrackerState",
     "cxcywh_to_xyxy",
+    "predates_sequence",
+    "restarts_sequence",
     "step",
     "xyxy_to_cxcywh",
 ]

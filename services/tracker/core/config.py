@@ -177,6 +177,21 @@ class TrackerConfig(BaseModel):
         allow_inf_nan=False,
         description="Smallest width and height (pixels) a predicted box is allowed to shrink to.",
     )
+    restart_after_s: float | None = Field(
+        10.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="A frame whose frame_seq is not above the camera's last applied one is a "
+        "redelivery and is skipped, unless it was captured more than this many seconds after "
+        "that last frame: a redelivered frame is never newer than the frames applied after it, "
+        "so the camera's frame_seq restarted (a fresh ingest deployment, a frames topic emptied "
+        "by retention) and the camera starts over: its tracks end, its track ids keep growing. "
+        "Lower: a restarted camera loses fewer of its first frames; below the largest backward "
+        "step of the ingest host's clock, a redelivery across that step could be taken for a "
+        "restart. null: never (a restarted camera is skipped until its frame_seq passes the "
+        "old one).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -1,4 +1,4 @@
-"""Per-camera tracker state: every live track as one row of two matrices, plus three scalars.
+"""Per-camera tracker state: every live track as one row of two matrices, plus four scalars.
 
 A row of ``floats`` (float64, :data:`N_FLOAT_COLS` columns) holds the Kalman state and the last
 match; a row of ``ints`` (int64, :data:`N_INT_COLS` columns) the id and life-cycle counters.
@@ -43,9 +43,12 @@ N_INT_COLS: Final = 6
 TENTATIVE: Final = 0
 CONFIRMED: Final = 1
 
-#: First bytes of an encoded state; the last byte is the format version.
-MAGIC: Final = b"VSATRK\x00\x01"
-_HEADER = struct.Struct("<qdqI")  # last_frame_seq, last_ts, next_track_id, rows
+#: First bytes of an encoded state; the last byte is the format version (2, with
+#: ``seq_start_ts``). Version 1 states (without it) are still read.
+MAGIC: Final = b"VSATRK\x00\x02"
+MAGIC_V1: Final = b"VSATRK\x00\x01"
+_HEADER = struct.Struct("<qddqI")  # last_frame_seq, last_ts, seq_start_ts, next_track_id, rows
+_HEADER_V1 = struct.Struct("<qdqI")  # last_frame_seq, last_ts, next_track_id, rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +61,9 @@ class TrackerState:
         next_track_id: the id the next new track gets (ids start at 1 and are never reused).
         floats: ``(n, N_FLOAT_COLS)`` float64, one row per live track (columns above).
         ints: ``(n, N_INT_COLS)`` int64, same rows.
+        seq_start_ts: capture_ts of the frame that began the camera's current frame_seq
+            numbering (its first frame, or the frame that restarted it), UNIX seconds; 0.0
+            before the first frame and in states of format version 1 (unknown).
     """
 
     last_frame_seq: int = -1
@@ -65,6 +71,7 @@ class TrackerState:
     next_track_id: int = 1
     floats: F64 = field(default_factory=lambda: np.zeros((0, N_FLOAT_COLS), np.float64))
     ints: I64 = field(default_factory=lambda: np.zeros((0, N_INT_COLS), np.int64))
+    seq_start_ts: float = 0.0
 
     def __len__(self) -> int:
         return int(self.ints.shape[0])
@@ -74,31 +81,50 @@ class TrackerState:
         """``(n,)`` ids of the live tracks, ascending."""
         return self.ints[:, TRACK_ID]
 
+    def restarted(self) -> TrackerState:
+        """The state of a camera starting over: no tracks, no frame applied yet, but the id
+        counter kept, so a track id is never given twice (alert ids and downstream documents
+        are keyed by it)."""
+        return TrackerState(next_track_id=self.next_track_id)
+
     def write(self, out: Writer) -> None:
         """Append this state's encoding to ``out`` (see :meth:`to_bytes`)."""
         out.raw(MAGIC)
-        out.pack(_HEADER, self.last_frame_seq, self.last_ts, self.next_track_id, len(self))
+        out.pack(
+            _HEADER,
+            self.last_frame_seq,
+            self.last_ts,
+            self.seq_start_ts,
+            self.next_track_id,
+            len(self),
+        )
         out.array(self.floats, F8)
         out.array(self.ints, I8)
 
     @classmethod
     def read(cls, src: Reader) -> TrackerState:
-        """Read a state written by :meth:`write`; StateFormatError if it is not one."""
-        if src.raw(len(MAGIC)) != MAGIC:
-            raise StateFormatError("not a tracker state of format version 1 (bad magic bytes)")
-        last_seq, last_ts, next_id, rows = src.unpack(_HEADER)
+        """Read a state written by :meth:`write` (or by version 1 of the format, before
+        ``seq_start_ts``); StateFormatError if it is not one."""
+        magic = src.raw(len(MAGIC))
+        if magic == MAGIC:
+            last_seq, last_ts, start_ts, next_id, rows = src.unpack(_HEADER)
+        elif magic == MAGIC_V1:
+            (last_seq, last_ts, next_id, rows), start_ts = src.unpack(_HEADER_V1), 0.0
+        else:
+            raise StateFormatError("not a tracker state of format version 1 or 2 (bad magic)")
         return cls(
             last_frame_seq=int(last_seq),
             last_ts=float(last_ts),
             next_track_id=int(next_id),
             floats=src.array_f8(rows, N_FLOAT_COLS),
             ints=src.array_i8(rows, N_INT_COLS),
+            seq_start_ts=float(start_ts),
         )
 
     def to_bytes(self) -> bytes:
         """Encode: magic + header (little-endian) + the raw float64 and int64 matrices.
 
-        About ``40 + 232 · n`` bytes for n tracks; parsing it back with :meth:`from_bytes` and
+        About ``48 + 232 · n`` bytes for n tracks; parsing it back with :meth:`from_bytes` and
         encoding again gives the same bytes, and the parsed state steps identically.
         """
         out = Writer()

@@ -99,9 +99,18 @@ def step(
 
     Returns:
         ``(new_state, outputs)``. A frame already applied (``frame_seq <= state.last_frame_seq``,
-        a redelivery) returns ``(state, None)`` unchanged, so replaying input is harmless.
+        a redelivery) returns ``(state, None)`` unchanged, so replaying input is harmless. A
+        frame that :func:`restarts_sequence` is applied to :meth:`TrackerState.restarted`
+        instead: the old tracks are in its ``removed_ids``, new ones continue the id counter.
+        A frame that :func:`predates_sequence` (a redelivered frame of the numbering the camera
+        restarted from) returns ``(state, None)`` too.
     """
+    ended = _NO_IDS
     if frame_seq <= state.last_frame_seq:
+        if not restarts_sequence(state, frame_seq, capture_ts, config):
+            return state, None
+        ended, state = state.track_ids, state.restarted()
+    elif predates_sequence(state, capture_ts, config):
         return state, None
     first_frame = state.last_frame_seq < 0
     dt = 0.0 if first_frame else max(0.0, capture_ts - state.last_ts)
@@ -119,8 +128,8 @@ def step(
     removed = ints[~keep, TRACK_ID]
     if removed.size:
         floats, ints = floats[keep], ints[keep]  # never a track confirmed now: it matched
-    if stale.size:
-        removed = np.concatenate([stale, removed])
+    if stale.size or ended.size:
+        removed = np.concatenate([ended, stale, removed])
     det_free = _all_true(len(detections))
     det_free[det_rows] = False
     new_dets = (det_free & (detections.scores >= config.new_track_score)).nonzero()[0]
@@ -135,10 +144,49 @@ def step(
             newly = np.concatenate([newly, new_ints[:, TRACK_ID]])
     floats.flags.writeable = False  # states are immutable; outputs share their memory
     ints.flags.writeable = False
+    start_ts = capture_ts if first_frame else state.seq_start_ts
     new_state = TrackerState(
-        frame_seq, capture_ts, state.next_track_id + new_dets.size, floats, ints
+        frame_seq, capture_ts, state.next_track_id + new_dets.size, floats, ints, start_ts
     )
     return new_state, _outputs(new_state, frame_seq, capture_ts, newly, removed)
+
+
+def restarts_sequence(
+    state: TrackerState, frame_seq: int, capture_ts: float, config: TrackerConfig = DEFAULT_CONFIG
+) -> bool:
+    """Whether this frame starts the camera's frame_seq over instead of repeating an applied one.
+
+    True when frame_seq did not grow (``frame_seq <= state.last_frame_seq``) although the frame
+    was captured more than ``config.restart_after_s`` seconds after the last applied frame. A
+    redelivered frame cannot look like that: it was captured no later than the frames applied
+    after it. Its source numbered it anew instead: an ingest that found no earlier frame of the
+    camera (its frames topic emptied by retention, a new deployment). False for a camera with no
+    frame applied yet and when ``restart_after_s`` is None.
+    """
+    return (
+        config.restart_after_s is not None
+        and 0 <= frame_seq <= state.last_frame_seq
+        and capture_ts - state.last_ts > config.restart_after_s
+    )
+
+
+def predates_sequence(
+    state: TrackerState, capture_ts: float, config: TrackerConfig = DEFAULT_CONFIG
+) -> bool:
+    """Whether a frame was captured more than ``config.restart_after_s`` seconds before the
+    frame that began the camera's current numbering (``state.seq_start_ts``).
+
+    Such a frame belongs to the numbering the camera restarted from (a redelivery from before
+    the restart): its frame_seq may well be above the new ones, but it must not be applied
+    again. A frame of the current numbering is never that old unless the ingest host's clock
+    stepped back past the start of the numbering. False when the start is unknown (0.0) and
+    when ``restart_after_s`` is None.
+    """
+    return (
+        config.restart_after_s is not None
+        and state.seq_start_ts > 0
+        and capture_ts < state.seq_start_ts - config.restart_after_s
+    )
 
 
 def _associate(

@@ -65,6 +65,17 @@ class RuleTable:
             return self
         return RuleTable(self.track_ids[mask], self.ints[mask], self.floats[mask])
 
+    def restarted(self) -> RuleTable:
+        """The table of a camera starting over (see ``TrackerState.restarted``): only the zone
+        row, its episode count and cooldown kept (alert ids stay unique, a cooldown still runs
+        on capture time), its visit forgotten; the rows of the ended tracks dropped."""
+        zone = self.track_ids == ZONE_ROW
+        ints = np.zeros((int(zone.sum()), N_INT_COLS), np.int64)
+        ints[:, EPISODE] = self.ints[zone, EPISODE]
+        floats = np.tile(_DEFAULT_FLOATS, (ints.shape[0], 1))
+        floats[:, COOLDOWN_UNTIL] = self.floats[zone, COOLDOWN_UNTIL]
+        return RuleTable(self.track_ids[zone], ints, floats)
+
     def with_rows(self, ids: I64) -> tuple[RuleTable, npt.NDArray[np.intp]]:
         """A writable copy with a row for each of ``ids`` (ascending, unique; new rows get
         defaults), and the row index of each id."""
@@ -101,6 +112,10 @@ class RuleState:
     def table(self, rule_id: str) -> RuleTable:
         """The rule's table, empty if it has none yet."""
         return self.tables.get(rule_id) or RuleTable()
+
+    def restarted(self) -> RuleState:
+        """Every table :meth:`RuleTable.restarted`."""
+        return RuleState({rule_id: t.restarted() for rule_id, t in self.tables.items()})
 
     def write(self, out: Writer) -> None:
         out.pack(_U32, len(self.tables))
