@@ -51,6 +51,21 @@ class TrackerSettings(ServiceSettings):
         description="Local store of the state table: 'rocksdb' (production) or 'memory' "
         "(tests, tiny deployments: every start rebuilds the state from the changelog).",
     )
+    rocksdb_block_cache_mib: int = Field(
+        64,
+        ge=1,
+        le=65_536,
+        description="RocksDB block cache per state partition the worker holds, MiB (Faust's "
+        "default is 2 GiB). The state is a few KB per camera, so a small cache holds it all.",
+    )
+    rocksdb_write_buffer_mib: int = Field(
+        16,
+        ge=1,
+        le=4096,
+        description="RocksDB memtable size per state partition, MiB; up to two per partition "
+        "(Faust's default: three of 64 MiB). Worst-case memory of the store is about "
+        "partitions held x (cache + 2 x write buffer): size the pod's memory limit with it.",
+    )
     rules_file: Path | None = Field(
         None,
         description="YAML camera configs (one mapping with camera_id, or 'cameras: [...]'). "

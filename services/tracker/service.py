@@ -147,6 +147,15 @@ def build_app(settings: TrackerSettings, partitions: int) -> faust.App:
     )
 
 
+def rocksdb_options(settings: TrackerSettings) -> dict[str, int]:
+    """RocksDB sizes of each state partition's database (Faust's RocksDBOptions keywords)."""
+    return {
+        "block_cache_size": settings.rocksdb_block_cache_mib << 20,
+        "write_buffer_size": settings.rocksdb_write_buffer_mib << 20,
+        "max_write_buffer_number": 2,
+    }
+
+
 @contextmanager
 def event_context(source: Any) -> Iterator[None]:
     """Make ``source`` (a Faust event) the current event while writing the table.
@@ -184,7 +193,12 @@ class TrackerService:
             settings.topics.name("detections"), key_serializer="raw", value_serializer="raw"
         )
         self.table = self.app.Table(
-            TABLE_NAME, key_type=bytes, value_type=bytes, default=None, partitions=partitions
+            TABLE_NAME,
+            key_type=bytes,
+            value_type=bytes,
+            default=None,
+            partitions=partitions,
+            options=rocksdb_options(settings),
         )
         self.app.agent(self.detections, name="track")(self._agent)
         self.app.timer(2.0, name="heartbeat")(self._beat)
