@@ -26,6 +26,11 @@ NormCoord = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 #: A point (x, y), each a fraction 0..1 of the image width / height.
 Point = tuple[NormCoord, NormCoord]
 CrossingDirection = Literal["a_to_b", "b_to_a", "both"]
+#: Half-width of a line's dead band, in heights of the track's box (see ``Line``).
+BoxHeights = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
+#: Default dead band: 0.1 box heights (8 px for an 80 px tall person), a few times a detector's
+#: box noise; a walking person (about 0.8 body heights/s) is beyond it 0.1-0.2 s after the line.
+DEFAULT_HYSTERESIS_BOX_HEIGHTS = 0.1
 Name = Annotated[str, StringConstraints(max_length=128)]
 ClassFilter = Annotated[list[ClassName], Field(min_length=1, max_length=1000)] | None
 
@@ -130,6 +135,12 @@ class Line(VsaModel):
     left-hand side -1 (see :meth:`side_of`). ``a_to_b`` counts an object whose box centre moves
     from side -1 to side +1 (the direction a->b turned clockwise by 90 degrees on screen),
     ``b_to_a`` the opposite, ``both`` either.
+
+    Hysteresis: a track is on a side only once its point is more than ``hysteresis_box_heights``
+    times its box height (in pixels) from the line; nearer, it keeps the side it had, so box
+    noise of a track standing on the line neither crosses nor flip-flops. A crossing is a change
+    from one such side to the other whose path (last point on the old side to first point on
+    the new one) passes through the segment a-b, not the line beyond its ends.
     """
 
     line_id: Identifier
@@ -138,6 +149,13 @@ class Line(VsaModel):
     b: Point = Field(description="Second end point [x, y], normalised 0..1; differs from a.")
     direction: CrossingDirection = Field(
         "both", description="Crossings the line counts: 'a_to_b' (-1 to +1 side), 'b_to_a', 'both'."
+    )
+    hysteresis_box_heights: BoxHeights = Field(
+        DEFAULT_HYSTERESIS_BOX_HEIGHTS,
+        description="Dead band on each side of the line, in heights of the track's box: a track "
+        "changes side only once its point is farther than this from the line. Raise it if "
+        "people standing on the line cause crossings; lower it (0: none) if short steps over "
+        "the line are missed.",
     )
 
     @model_validator(mode="after")
@@ -180,6 +198,11 @@ class LineCrossingRule(_Rule):
     line_id: Identifier
     direction: CrossingDirection | None = Field(
         None, description="Crossings that alert; null: the line's own direction."
+    )
+    hysteresis_box_heights: BoxHeights | None = Field(
+        None,
+        description="Dead band on each side of the line, in heights of the track's box (see the "
+        "line's field); null: the line's own.",
     )
 
 

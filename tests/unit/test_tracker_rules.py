@@ -229,6 +229,155 @@ def test_standing_on_the_line_then_stepping_back_is_not_a_crossing() -> None:
     assert len(play(rules, walk(1, [280, 300, 320]))[1]) == 1
 
 
+# -- line crossing: hysteresis ----------------------------------------------------------------
+# The boxes of ``at`` are 80 px tall, so the default dead band (0.1 box heights) is 8 px either
+# side of the line at x = 300 px: x in [292, 308] keeps the track's last side.
+
+
+def line_rule(**fields: Any) -> CameraRules:
+    return camera(
+        [
+            {
+                "kind": "line_crossing",
+                "rule_id": "cross",
+                "line_id": "gate",
+                "cooldown_s": 0,
+                **fields,
+            }
+        ]
+    )
+
+
+def jitter(centre: float, amplitude: float, frames: int) -> list[float]:
+    """Deterministic box noise: x = centre + amplitude * (1, -1, 0.5, -0.5, ...)."""
+    steps = [1.0, -1.0, 0.5, -0.5, 0.9, -0.8, 0.2, -0.3]
+    return [centre + amplitude * steps[k % len(steps)] for k in range(frames)]
+
+
+def test_jitter_within_the_band_never_fires() -> None:
+    xs = [250, 270, 290, *jitter(300, 7, 60), 290, 270]  # stands on the line, then leaves
+    assert play(line_rule(), walk(1, xs))[1] == []
+    # without the band the same noise fires on every flip (what the dead band is for)
+    assert len(play(line_rule(hysteresis_box_heights=0), walk(1, xs))[1]) > 10
+
+
+def test_a_real_crossing_with_noise_fires_once_when_beyond_the_band() -> None:
+    xs = [x + d for x, d in zip(range(250, 355, 5), jitter(0, 4, 21), strict=True)]
+    _, fired = play(line_rule(), walk(1, xs))
+    first_beyond = next(k for k, x in enumerate(xs) if x > 308)
+    assert [(seq, a.details["direction"]) for seq, a in fired] == [(first_beyond, "b_to_a")]
+    _, back = play(line_rule(), walk(1, xs + xs[::-1]))
+    assert [a.details["direction"] for _, a in back] == ["b_to_a", "a_to_b"]
+
+
+def test_stopping_inside_the_band_and_turning_back_does_not_fire() -> None:
+    for xs in ([250, 280, 296, 305, 307, 305, 296, 280, 250], [350, 320, 304, 293, 304, 350]):
+        assert play(line_rule(), walk(1, xs))[1] == []
+
+
+def test_a_track_first_seen_inside_the_band_has_no_side_yet() -> None:
+    assert play(line_rule(), walk(1, [305, 300, 295, 280, 250]))[1] == []
+    assert len(play(line_rule(), walk(1, [305, 300, 295, 280, 250, 300, 350]))[1]) == 1
+
+
+def test_crossing_beyond_the_end_of_the_segment_does_not_fire() -> None:
+    # the segment ends at y = 450 px; the path from the last point on one side to the first on
+    # the other must pass through the segment, not the line's extension
+    going_round = [at((1, 280, 440, "person")), at((1, 300, 470, "person"))]
+    going_round += [at((1, 320, 480, "person"))]
+    assert play(line_rule(), going_round)[1] == []
+    through = [at((1, 280, 430, "person")), at((1, 300, 440, "person"))]
+    through += [at((1, 320, 445, "person"))]
+    assert len(play(line_rule(), through)[1]) == 1
+
+
+def test_band_is_configured_per_line_and_per_rule() -> None:
+    def rules(line: dict[str, Any], rule: dict[str, Any]) -> CameraRules:
+        config = CameraConfig.from_dict(
+            {
+                "camera_id": "cam",
+                "lines": [{"line_id": "gate", "a": [0.3, 0.1], "b": [0.3, 0.9], **line}],
+                "rules": [{"kind": "line_crossing", "rule_id": "cross", "line_id": "gate", **rule}],
+            }
+        )
+        return compile_rules(config, None)
+
+    assert rules({}, {}).rules[0].hysteresis_box_heights == 0.1
+    assert rules({"hysteresis_box_heights": 0.3}, {}).rules[0].hysteresis_box_heights == 0.3
+    override = rules({"hysteresis_box_heights": 0.3}, {"hysteresis_box_heights": 0})
+    assert override.rules[0].hysteresis_box_heights == 0
+    xs = [280, 320, 350]  # 20 px past the line: beyond 0.1 (8 px), within 0.3 (24 px)
+    assert len(play(rules({}, {}), walk(1, xs))[1]) == 1
+    assert play(rules({"hysteresis_box_heights": 0.3}, {}), walk(1, xs[:2]))[1] == []
+    with pytest.raises(SchemaError, match=r"lines\[0\]\.hysteresis_box_heights"):
+        rules({"hysteresis_box_heights": -0.1}, {})
+
+
+def test_band_is_in_pixels_of_the_box_height_across_a_non_square_frame() -> None:
+    from vsa.services.tracker.rules.geometry import side_beyond_band
+
+    # the diagonal (0, 0)-(1, 1) of a 1000 x 500 frame runs at 26.57 degrees: a point 10 px
+    # below it vertically is 10 * cos(26.57 deg) = 8.94 px from it
+    a, b = np.array([0.0, 0.0]), np.array([1.0, 1.0])
+    points = np.array([[0.5, 0.52], [0.5, 0.52], [0.5, 0.48], [0.5, 0.5]])
+    band = np.array([8.9, 9.0, 8.9, 0.0])
+    assert side_beyond_band(points, a, b, 1000, 500, band).tolist() == [1, 0, -1, 0]
+
+
+def test_rule_state_round_trip_keeps_the_side_across_the_band() -> None:
+    from vsa.services.tracker.core.binary import Reader, Writer
+
+    rules = line_rule()
+    state, fired = play(rules, walk(1, [250, 280, 298, 305]))  # side +1, then inside the band
+    assert fired == []
+    out = Writer()
+    state.write(out)
+    decoded = RuleState.read(Reader(out.getvalue()))
+    again = Writer()
+    decoded.write(again)
+    assert again.getvalue() == out.getvalue()
+    rest = walk(1, [305, 303, 320, 350])
+    assert [seq for seq, _ in play(rules, rest, decoded)[1]] == [2]
+    assert [seq for seq, _ in play(rules, rest, state)[1]] == [2]
+
+
+#: A rule state written by the version before hysteresis (same layout: its rows hold the last
+#: side and where it was seen). Rule 'cross': track 1 last seen at x = 302 px (side -1, inside
+#: today's band), track 7 at x = 250 px (side +1) with one alert so far, cooldown to T0 + 1 s.
+OLD_RULE_STATE = bytes.fromhex(
+    "010000000500000063726f737302000000000000000000000100000000000000"
+    "07000000000000000000000000000000ffffffffffffffff0000000000000000"
+    "010000000000000001000000000000000000000000000000000000000000f0bf"
+    "00000000000000008716d9cef753d33f000000000000e03f000000000000f0bf"
+    "000040406e55da41000000000000d03f000000000000e03f"
+)
+
+
+def test_a_rule_state_of_the_previous_version_still_loads() -> None:
+    from vsa.services.tracker.core.binary import Reader, Writer
+
+    src = Reader(OLD_RULE_STATE)
+    state = RuleState.read(src)
+    src.done()
+    out = Writer()
+    state.write(out)
+    assert out.getvalue() == OLD_RULE_STATE
+    table = state.tables["cross"]
+    assert table.track_ids.tolist() == [1, 7]
+    # the stored side counts as the last side beyond the band: noise around the line does not
+    # fire, walking off to the other side fires once; track 7 crosses after its stored cooldown
+    # (T0 + 1 s, frame 10) and goes on with episode 1
+    views = [at((1, x, 250, "person"), (7, 250, 250, "person")) for x in (298, 303, 297)]
+    views += [at((1, 280, 250, "person"), (7, 250, 250, "person"))] * 9
+    views += [at((1, 280, 250, "person"), (7, 350, 250, "person"))] * 3
+    _, fired = play(line_rule(), views, state)
+    assert [(seq, a.track_ids, a.details["direction"]) for seq, a in fired] == [
+        (3, [1], "a_to_b"),
+        (12, [7], "b_to_a"),
+    ]
+    assert fired[1][1].alert_id == make_alert_id("cam", "cross", 7, 1)
+
+
 # -- loitering and crowding -------------------------------------------------------------------
 
 

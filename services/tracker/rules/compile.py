@@ -59,6 +59,8 @@ class CompiledRule:
         dwell_s: seconds inside before alerting (intrusion: min_dwell_s, loitering: dwell_s).
         min_count: objects that make a crowd (crowding).
         direction: crossings that alert (line rules): 'a_to_b', 'b_to_a' or 'both'.
+        hysteresis_box_heights: half-width of the line's dead band in heights of the track's
+            box (line rules): a track changes side only beyond it. 0: no band.
     """
 
     rule_id: str
@@ -72,6 +74,7 @@ class CompiledRule:
     dwell_s: float = 0.0
     min_count: int = 0
     direction: CrossingDirection = "both"
+    hysteresis_box_heights: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,11 @@ def compile_rules(
                     classes=_class_set(rule.classes),
                     cooldown_s=rule.cooldown_s,
                     direction=rule.direction or line.direction,
+                    hysteresis_box_heights=(
+                        line.hysteresis_box_heights
+                        if rule.hysteresis_box_heights is None
+                        else rule.hysteresis_box_heights
+                    ),
                 )
             )
         else:

@@ -13,7 +13,11 @@ A zone rule alerts once per visit: when a track has been inside for the rule's d
 (``min_dwell_s`` for intrusion, ``dwell_s`` for loitering) and the rule's cooldown for that
 track has passed. Leaving the zone (seen outside) ends the visit. A line rule alerts when a
 track's anchor point moves from one side of the line to the other through the segment, in an
-allowed direction; a crossing during the cooldown is consumed without an alert. A crowding rule
+allowed direction; a crossing during the cooldown is consumed without an alert. Sides have
+hysteresis: a point within the rule's dead band (``hysteresis_box_heights`` times the track's
+box height, in pixels, either side of the line) keeps the track's last side, so a track standing
+on the line does not cross, however its box jitters, and one that stops in the band and turns
+back does not cross either. A crowding rule
 alerts when at least ``min_count`` tracks of its classes are in the zone, once per crowd (the
 count must drop below ``min_count`` before the next), after the cooldown.
 
@@ -33,7 +37,7 @@ import numpy.typing as npt
 from vsa.schemas import Alert, AlertSnapshot, FrameRef, make_alert_id
 
 from .compile import CameraRules, CompiledRule
-from .geometry import anchor_points, crosses_segment, points_in_polygon, side_of_line
+from .geometry import anchor_points, crosses_segment, points_in_polygon, side_beyond_band
 from .state import (
     COOLDOWN_UNTIL,
     ENTER_TS,
@@ -185,13 +189,18 @@ def _line_crossing(
     class_ok: Bools,
     frame: FrameContext,
 ) -> tuple[RuleTable, list[Alert]]:
-    """Line crossing: the anchor moved through the segment from one side to the other."""
+    """Line crossing: the anchor moved through the segment from one side to the other.
+
+    SIDE and the point (PX, PY) of a row are the last side the track was on beyond the dead
+    band and where it was last seen there; points within the band change neither.
+    """
     rows = tracks.observed.nonzero()[0]
     if rows.size == 0:
         return table, []
     a, b = rule.line[0], rule.line[1]
     here = anchors.points[rows]
-    side = side_of_line(here, a, b)
+    band_px = rule.hysteresis_box_heights * (tracks.xyxy[rows, 3] - tracks.xyxy[rows, 1])
+    side = side_beyond_band(here, a, b, frame.width, frame.height, band_px)
     table, idx = table.with_rows(tracks.track_ids[rows])
     last = table.ints[idx, SIDE]
     start = table.floats[idx, PX : PY + 1]
@@ -201,9 +210,9 @@ def _line_crossing(
     wanted = {"both": crossed, "a_to_b": crossed & a_to_b, "b_to_a": crossed & ~a_to_b}
     due = wanted[rule.direction] & class_ok[rows]
     due &= frame.capture_ts >= table.floats[idx, COOLDOWN_UNTIL]
-    moved = side != 0
-    table.ints[idx[moved], SIDE] = side[moved]
-    table.floats[idx[moved], PX : PY + 1] = here[moved]
+    beyond = side != 0
+    table.ints[idx[beyond], SIDE] = side[beyond]
+    table.floats[idx[beyond], PX : PY + 1] = here[beyond]
     alerts = []
     for k in due.nonzero()[0]:
         details: dict[str, str | float] = {

@@ -2,7 +2,8 @@
 
 Everything works in normalised image coordinates (x / width, y / height, as zones and lines are
 configured). Scaling the axes by positive factors changes neither which side of a line a point
-is on nor whether it is inside a polygon, so no pixel conversion of the zones is needed.
+is on nor whether it is inside a polygon, so no pixel conversion of the zones is needed. Only
+distances to a line (:func:`side_beyond_band`) are measured in pixels.
 """
 
 from __future__ import annotations
@@ -64,13 +65,18 @@ def points_in_polygon(points: F64, edges: PolygonEdges) -> Bools:
     return inside
 
 
-def side_of_line(points: F64, a: F64, b: F64) -> I64:
-    """``(m,)`` +1 for points right of a->b as seen on the image (y down), -1 left, 0 on it.
-
-    The same convention as ``vsa.schemas.Line.side_of``.
+def side_beyond_band(points: F64, a: F64, b: F64, width: int, height: int, band_px: F64) -> I64:
+    """``(m,)`` the side of the line a->b of each point (m, 2) that lies farther than its
+    ``band_px`` (m,) from the line, in pixels of a width x height frame: +1 right of a->b as
+    seen on the image (y down), -1 left, 0 within the band (the convention of
+    ``vsa.schemas.Line.side_of``). A band of 0 gives 0 only for points on the line.
     """
-    cross = (b[0] - a[0]) * (points[:, 1] - a[1]) - (b[1] - a[1]) * (points[:, 0] - a[0])
-    side: I64 = np.sign(cross).astype(np.int64)
+    scale = np.array([width, height], np.float64)
+    here, a_px = points * scale, a * scale
+    along = b * scale - a_px
+    cross = along[0] * (here[:, 1] - a_px[1]) - along[1] * (here[:, 0] - a_px[0])
+    distance_px = cross / np.hypot(along[0], along[1])
+    side: I64 = (distance_px > band_px).astype(np.int64) - (distance_px < -band_px).astype(np.int64)
     return side
 
 

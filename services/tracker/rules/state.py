@@ -20,14 +20,14 @@ from vsa.services.tracker.core.binary import F8, F64, I8, I64, Reader, Writer
 
 # Columns of RuleTable.ints.
 EPISODE: Final = 0  # alerts this rule fired for this track (or zone) so far
-SIDE: Final = 1  # line rules: last side (-1, +1) of the line, 0 unknown
+SIDE: Final = 1  # line rules: last side (-1, +1) beyond the dead band, 0 unknown
 FIRED: Final = 2  # 1 while the current visit (crowd) has alerted already
 N_INT_COLS: Final = 3
 
 # Columns of RuleTable.floats.
 ENTER_TS: Final = 0  # zone rules: capture_ts the track entered, -1 when outside
 COOLDOWN_UNTIL: Final = 1  # no new alert before this capture_ts
-PX: Final = 2  # line rules: normalised anchor point where SIDE was last seen
+PX: Final = 2  # line rules: normalised anchor point where the track was last seen on SIDE
 PY: Final = 3
 N_FLOAT_COLS: Final = 4
 
