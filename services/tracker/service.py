@@ -206,6 +206,9 @@ class TrackerService:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.batches = 0
         self.guard: OffsetGuard[TP] = OffsetGuard()
+        # Next offset to handle per detections partition, for vsa_consumer_lag (Faust's
+        # aiokafka consumer has no librdkafka statistics to take it from).
+        self.handled_to: dict[TP, int] = {}
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
         """Read events into a queue (acks off) and handle them in batches until cancelled."""
@@ -244,6 +247,9 @@ class TrackerService:
         if stream is not None:
             for ev in events:
                 await stream.ack(ev)
+        for ev in events:
+            tp, offset = ev.message.tp, ev.message.offset
+            self.handled_to[tp] = max(self.handled_to.get(tp, 0), offset + 1)
         self._observe(plan, started, processed, produced, done)
         if log.isEnabledFor(logging.DEBUG):
             event(log, "batch_offsets", logging.DEBUG, offsets=_offset_ranges(records))
@@ -310,6 +316,25 @@ class TrackerService:
     async def _beat(self) -> None:
         self.health.beat()
         self.tracker_metrics.cameras.labels(SERVICE).set(len(self.rulebook.cameras()))
+        try:
+            await self._report_lag()
+        except Exception as exc:  # a metric must never stop the tracker
+            event(log, "lag_unavailable", logging.DEBUG, error=str(exc))
+
+    async def _report_lag(self) -> None:
+        """vsa_consumer_lag per assigned detections partition: the partition's high watermark
+        (from the last fetch) minus the next offset to handle (the fetch position until a
+        batch of the partition was handled)."""
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic != self.detections_name:
+                continue
+            high = consumer.highwater(tp)
+            done = self.handled_to.get(tp)
+            if done is None:
+                done = await consumer.position(tp)
+            if high is not None and done is not None:
+                self.metrics.set_lag(tp.topic, tp.partition, high - done)
 
     async def _on_ready(self, *_: Any, **__: Any) -> None:
         self.health.ready = True
@@ -321,6 +346,8 @@ class TrackerService:
     async def _on_revoked(self, *_: Any, **__: Any) -> None:
         self.health.ready = False
         self.guard.forget()  # Faust seeks every partition to its committed offset
+        self.handled_to.clear()
+        self.metrics.consumer_lag.clear()  # partitions may move to another worker
 
     @property
     def detections_name(self) -> str:

@@ -295,13 +295,17 @@ class TrackerWorker:
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of a metric whose labels include ``labels``."""
+        return sum(self.samples(name, **labels))
+
+    def samples(self, name: str, **labels: str) -> list[float]:
+        """The values of a metric's samples whose labels include ``labels``."""
         _, body = self._get("/metrics")
-        total = 0.0
+        values = []
         for line in body.decode().splitlines():
             match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
             if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
-                total += float(match.group(2))
-        return total
+                values.append(float(match.group(2)))
+        return values
 
     def stop(self, timeout_s: float = 30) -> int:
         """SIGTERM and wait: the exit status."""
@@ -376,6 +380,17 @@ def test_outputs_equal_the_offline_replay(
     topics = AdminClient(kafka.client_config()).list_topics(changelog, timeout=10).topics
     assert len(topics[changelog].partitions) == PARTITIONS  # co-partitioned with detections
     assert worker.metric("vsa_tracker_frames_total", outcome="already_applied") == 4  # 30, 31
+    # Everything handled: the lag of each assigned detections partition drops to 0 (it is
+    # refreshed every 2 s).
+    detections = names.name("detections")
+    lags: list[float] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lags = worker.samples("vsa_consumer_lag", topic=detections)
+        if len(lags) == PARTITIONS and not any(lags):
+            break
+        time.sleep(0.5)
+    assert lags == [0.0] * PARTITIONS
     assert worker.stop() == 0
     reader.close()
 

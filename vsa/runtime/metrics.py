@@ -84,6 +84,9 @@ class ServiceMetrics:
         self.batch_size.labels(self.service).observe(size)
         self.latency.labels(self.service).observe(seconds)
 
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.consumer_lag.labels(self.service, topic, str(partition)).set(max(0, lag))
+
     def update_lag_from_stats(self, stats_json: str) -> None:
         """Set consumer lag gauges from a librdkafka statistics JSON document."""
         stats = json.loads(stats_json)
