@@ -80,11 +80,14 @@ def init_indices(settings: Any) -> int:
     """``vsa indexer --init-only``: templates and indices, idempotently; 1 if OpenSearch fails."""
     from opensearchpy.exceptions import OpenSearchException
 
-    from .store import ensure_indices, make_client
+    from .store import EngineUnavailableError, ensure_indices, make_client
 
     client = make_client(settings.opensearch, settings.retry.request_timeout_s)
     try:
         created = ensure_indices(client, settings)
+    except EngineUnavailableError as exc:
+        print(f"vsa indexer: {exc}", file=sys.stderr)
+        return 1
     except OpenSearchException as exc:
         print(
             f"vsa indexer: cannot set up the indices at {settings.opensearch.url}: {exc}",

@@ -36,7 +36,7 @@ from .bulk import Backoff, DocumentRejectedError, classify_bulk_items, transient
 from .embedder import Embedder
 from .mapping import alert_document, caption_doc_id, caption_document
 from .settings import IndexerSettings, RetrySettings
-from .store import Action, BulkResponseError, bulk, ensure_indices
+from .store import Action, BulkResponseError, EngineUnavailableError, bulk, ensure_indices
 
 log = logging.getLogger("vsa.indexer")
 
@@ -328,6 +328,8 @@ class IndexerHandler:
         raises :class:`IndexSetupError`."""
         try:
             ensure_indices(self.client, self.settings)
+        except EngineUnavailableError as exc:
+            raise IndexSetupError(str(exc)) from exc
         except TransportError as exc:
             if is_transient(exc):
                 raise

@@ -34,6 +34,15 @@ log = logging.getLogger("vsa.indexer.store")
 Action = tuple[dict[str, Any], dict[str, Any]]
 
 
+#: A node attribute ``absent`` means the node cannot run faiss/nmslib indices (the vsa devstack
+#: sets it; see vsa/devstack/opensearch.py).
+KNN_NATIVE_LIBS_ATTR = "knn_native_libs"
+
+
+class EngineUnavailableError(Exception):
+    """The configured k-NN engine cannot run on this cluster."""
+
+
 class BulkResponseError(Exception):
     """A bulk response that does not match its request (retried like a failed request)."""
 
@@ -77,8 +86,33 @@ def index_bodies(settings: IndexerSettings) -> dict[str, dict[str, Any]]:
     return bodies
 
 
+def check_engine(client: Any, engine: str) -> None:
+    """Refuse a native k-NN engine (faiss, nmslib) on nodes that say they lack it: the index
+    would be created without complaint and the node's JVM would die on its first refresh."""
+    if engine == "lucene":
+        return
+    attrs = client.cat.nodeattrs(format="json", h="node,attr,value")
+    nodes = sorted(
+        a.get("node", "?")
+        for a in attrs
+        if a.get("attr") == KNN_NATIVE_LIBS_ATTR and a.get("value") == "absent"
+    )
+    if nodes:
+        raise EngineUnavailableError(
+            f"hnsw.engine {engine!r} needs the k-NN plugin's native libraries, which "
+            f"OpenSearch node(s) {', '.join(nodes)} lack (node.attr.{KNN_NATIVE_LIBS_ATTR}: "
+            "absent, as on the local devstack): set hnsw.engine to 'lucene' "
+            "(VSA_INDEXER_HNSW__ENGINE=lucene)"
+        )
+
+
 def ensure_indices(client: Any, settings: IndexerSettings) -> list[str]:
-    """Write the index templates and create missing indices; returns the names created."""
+    """Write the index templates and create missing indices; returns the names created.
+
+    Raises:
+        EngineUnavailableError: the cluster cannot run ``settings.hnsw.engine``.
+    """
+    check_engine(client, settings.hnsw.engine)
     created = []
     for name, body in index_bodies(settings).items():
         template = index_template(f"{name}*", body["settings"], body["mappings"])

@@ -23,17 +23,18 @@ from vsa.runtime.kafka import Output, Producer, ensure_topics
 from vsa.runtime.settings import KafkaSettings, OpenSearchSettings, TopicNames, TopicSpec
 from vsa.schemas import Alert, AlertSnapshot, Caption, DeadLetter, FrameRef, make_alert_id
 from vsa.services.indexer.embedder import SentenceEmbedder
-from vsa.services.indexer.handler import OpenSearchUnavailableError
+from vsa.services.indexer.handler import IndexSetupError, OpenSearchUnavailableError
 from vsa.services.indexer.search import Searcher, SearchQuery
 from vsa.services.indexer.service import build_indexer
 from vsa.services.indexer.settings import (
     EmbeddingSettings,
+    HnswSettings,
     IndexerSettings,
     IndexNames,
     RetrySettings,
     SearchSettings,
 )
-from vsa.services.indexer.store import make_client
+from vsa.services.indexer.store import KNN_NATIVE_LIBS_ATTR, make_client
 from vsa.services.indexer.synthetic import synthetic_caption
 
 from .test_ingest import read_frames
@@ -337,3 +338,36 @@ def test_cli_indexer_runs_until_idle_and_refuses_bad_config(
     )
     assert bad.returncode == 2
     assert "hnsw.m" in bad.stderr
+
+
+def test_native_engine_refused_where_the_nodes_lack_it(
+    kafka: KafkaSettings,
+    opensearch: OpenSearchSettings,
+    unique_name: str,
+    embedder: SentenceEmbedder,
+    os_client: Any,
+) -> None:
+    """The devstack's k-NN plugin has no native libraries (a faiss index would crash its JVM):
+    the indexer refuses faiss there before writing anything, and says what to use."""
+    attrs = os_client.cat.nodeattrs(format="json", h="attr,value")
+    if not any(a["attr"] == KNN_NATIVE_LIBS_ATTR for a in attrs):
+        pytest.skip("this OpenSearch is not the devstack's (it may have native k-NN engines)")
+    settings = indexer_settings(kafka, opensearch, unique_name, hnsw=HnswSettings(engine="faiss"))
+    indexer = build_indexer(settings, embedder=embedder, client=os_client)
+    with pytest.raises(IndexSetupError, match=r"'faiss'.*set hnsw.engine to 'lucene'"):
+        indexer.handler.ensure_indices()
+    assert not os_client.indices.exists(index=settings.index.captions_index)
+    assert not os_client.indices.exists_index_template(name=settings.index.captions_index)
+
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "OPENSEARCH_URL": opensearch.url,
+        "VSA_INDEXER_INDEX__PREFIX": settings.index.prefix,
+        "VSA_INDEXER_HNSW__ENGINE": "faiss",
+    }
+    command = [sys.executable, "-m", "vsa", "indexer", "--init-only"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "VSA_INDEXER_HNSW__ENGINE=lucene" in done.stderr
+    assert not os_client.indices.exists(index=settings.index.captions_index)

@@ -218,3 +218,13 @@ def test_stack_info_without_a_part_says_so() -> None:
     assert not info.kafka_external
     with pytest.raises(DevstackError, match="Kafka was not brought up"):
         _ = info.kafka_bootstrap
+
+
+def test_opensearch_node_says_it_has_no_native_knn_engines(settings: DevstackSettings) -> None:
+    """The indexer refuses faiss/nmslib on nodes with this attribute (both sides agree)."""
+    from vsa.devstack.opensearch import KNN_NATIVE_LIBS_ATTR, _node_argv, opensearch_paths
+    from vsa.services.indexer.store import KNN_NATIVE_LIBS_ATTR as INDEXER_ATTR
+
+    argv = _node_argv(settings, opensearch_paths(settings))
+    assert KNN_NATIVE_LIBS_ATTR == INDEXER_ATTR
+    assert f"node.attr.{KNN_NATIVE_LIBS_ATTR}=absent" in argv

@@ -36,6 +36,8 @@ log = logging.getLogger("vsa.devstack")
 
 HOST = "127.0.0.1"
 CLUSTER_NAME = "vsa-devstack"
+#: Node attribute saying the node's k-NN plugin lacks native engines (see _node_argv).
+KNN_NATIVE_LIBS_ATTR = "knn_native_libs"
 KNN_COMPONENT = "opensearch-knn"
 _PAINLESS_SECURITY_POLICY = """grant {
   permission java.lang.RuntimePermission "createClassLoader";
@@ -233,6 +235,9 @@ def _node_argv(settings: DevstackSettings, paths: OpenSearchPaths) -> list[str]:
         "path.logs": paths.logs,
         # A laptop disk over 90 % full must not turn the dev indices read-only.
         "cluster.routing.allocation.disk.threshold_enabled": "false",
+        # The k-NN plugin from Maven has no native libraries: a faiss or nmslib index crashes
+        # the JVM on its first refresh. The indexer reads this attribute and refuses them.
+        f"node.attr.{KNN_NATIVE_LIBS_ATTR}": "absent",
     }
     argv = [str(paths.home / "bin" / "opensearch")]
     for key, value in options.items():
