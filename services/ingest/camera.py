@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,6 +15,7 @@ from vsa.runtime.metrics import ServiceMetrics
 from vsa.services.ingest.config import CameraSpec, IngestSettings
 from vsa.services.ingest.pacing import Backoff, FpsSampler
 from vsa.services.ingest.queues import CameraQueues
+from vsa.services.ingest.resume import ResumeError
 from vsa.services.ingest.sources import (
     Decoded,
     SourceDamagedError,
@@ -29,6 +30,8 @@ log = logging.getLogger("vsa.ingest.camera")
 
 CameraState = Literal["starting", "running", "reconnecting", "finished", "failed"]
 EncodeResult = tuple[bytes, int, int]
+#: A camera's first frame_seq, or a function that looks it up.
+FirstSeq = int | Callable[[], int]
 
 
 @dataclass
@@ -64,8 +67,13 @@ class CameraWorker(threading.Thread):
     """Reads one camera until stopped; see :mod:`vsa.services.ingest.queues` for back-pressure.
 
     Files: played once (or looped), waiting for room in the queue; a file that cannot be opened
-    fails the camera, a damaged file is reported and playback keeps what decoded. Live streams:
-    reconnect with exponential back-off after any loss, dropping the oldest frames when behind.
+    fails the camera (unless ``keep_trying``: then it is retried like a live stream), a damaged
+    file is reported and playback keeps what decoded. Live streams: reconnect with exponential
+    back-off after any loss, dropping the oldest frames when behind.
+
+    ``first_seq`` is the first frame_seq, or a function that looks it up (in Kafka: see
+    :mod:`~vsa.services.ingest.resume`), called in the camera's thread before reading, retried
+    with back-off while it raises :class:`ResumeError`.
     """
 
     def __init__(
@@ -75,7 +83,8 @@ class CameraWorker(threading.Thread):
         queues: CameraQueues[PendingFrame],
         encoders: Executor,
         metrics: ServiceMetrics,
-        first_seq: int = 0,
+        first_seq: FirstSeq = 0,
+        keep_trying: bool = False,
     ) -> None:
         super().__init__(name=f"camera-{spec.camera_id}", daemon=True)
         self.spec = spec
@@ -83,7 +92,9 @@ class CameraWorker(threading.Thread):
         self.queues = queues
         self.encoders = encoders
         self.metrics = metrics
-        self.next_seq = first_seq
+        self.next_seq = first_seq if isinstance(first_seq, int) else 0
+        self._resume = None if isinstance(first_seq, int) else first_seq
+        self.keep_trying = keep_trying
         self.status = CameraStatus()
         self.stop_event = threading.Event()
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
@@ -95,12 +106,25 @@ class CameraWorker(threading.Thread):
 
     def run(self) -> None:
         try:
+            if not self._resumed():
+                return
             while not self.stop_event.is_set() and self._one_pass():
                 pass
         finally:
             self.queues.close(self.spec.camera_id)
             if self.status.state not in ("failed",):
                 self.status.state = "finished"
+
+    def _resumed(self) -> bool:
+        """Look up the first frame_seq if asked to; False if stopped before it was found."""
+        while self._resume is not None and not self.stop_event.is_set():
+            try:
+                self.next_seq, self._resume = self._resume(), None
+            except ResumeError as exc:
+                self._report(str(exc), "resume_failed")
+                if not self._wait_reconnect():
+                    return False
+        return not self.stop_event.is_set()
 
     def _one_pass(self) -> bool:
         """Read the source once; True if another pass should follow (loop or reconnect)."""
@@ -112,7 +136,7 @@ class CameraWorker(threading.Thread):
             return self.spec.loop
         except SourceError as exc:
             self._report(str(exc), "source_error")
-            if not live:
+            if not (live or self.keep_trying):
                 self.status.state = "failed"
                 return False
             return self._wait_reconnect()
@@ -157,10 +181,12 @@ class CameraWorker(threading.Thread):
         else:
             raise ValueError("a decoded frame carries neither pixels nor JPEG bytes")
         item = PendingFrame(self.next_seq, time.time(), decoded.pts_s, jpeg)
-        self.next_seq += 1
         live = self.spec.kind == "live"
         while not self.stop_event.is_set():
             if self.queues.put(self.spec.camera_id, item, drop_oldest=live, timeout_s=0.5):
+                # counted only once queued: a reader stopped while waiting leaves no gap for
+                # the reader that continues the camera's frame_seq
+                self.next_seq += 1
                 self.status.queued += 1
                 return
 

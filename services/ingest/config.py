@@ -75,6 +75,19 @@ class IngestSettings(VsaSettings):
     model_config = SettingsConfigDict(env_prefix="VSA_INGEST_")
 
     cameras: tuple[CameraSpec, ...] = Field((), description="Cameras read by this process.")
+    from_camera_config: bool = Field(
+        False,
+        description="Run the cameras of the camera-config topic instead of ``cameras``: those "
+        "enabled with a source_url, sampled at fps_target, started, restarted and stopped as the "
+        "topic changes. Replicas in one camera_config_group share them by camera-config partition.",
+    )
+    camera_config_group: str = Field(
+        "vsa-ingest",
+        min_length=1,
+        max_length=200,
+        description="Consumer group of the replicas that share camera-config's cameras; replicas "
+        "with different groups each run every camera.",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicNames = Field(default_factory=TopicNames)
     queue_frames: int = Field(
@@ -112,6 +125,8 @@ class IngestSettings(VsaSettings):
             if cam.camera_id in seen:
                 raise ValueError(f"camera_id {cam.camera_id!r} appears twice")
             seen.add(cam.camera_id)
+        if self.from_camera_config and self.cameras:
+            raise ValueError("from_camera_config takes cameras from camera-config: give no cameras")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         return self

@@ -40,10 +40,13 @@ class CameraQueues(Generic[T]):
         self._on_drop = on_drop
 
     def add_camera(self, camera_id: str) -> None:
+        """Add a camera's queue, or open a closed one again (a camera restarted with new settings:
+        frames its previous reader left in the queue are still served first)."""
         with self._cond:
             if camera_id not in self._queues:
                 self._queues[camera_id] = _CameraQueue()
                 self._order.append(camera_id)
+            self._queues[camera_id].closed = False
 
     def put(
         self, camera_id: str, item: T, drop_oldest: bool, timeout_s: float | None = None
@@ -97,6 +100,12 @@ class CameraQueues(Generic[T]):
     def dropped(self, camera_id: str) -> int:
         with self._cond:
             return self._queues[camera_id].dropped
+
+    def pending(self, camera_id: str) -> int:
+        """Items queued for ``camera_id`` (0 for an unknown camera)."""
+        with self._cond:
+            q = self._queues.get(camera_id)
+            return len(q.items) if q is not None else 0
 
     def depth(self) -> int:
         """Items queued over all cameras."""

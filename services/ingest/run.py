@@ -46,6 +46,13 @@ def add_ingest_args(parser: argparse.ArgumentParser) -> None:
         help="A camera (repeatable): a file, image folder, rtsp:// or http(s):// URL, with options "
         "such as loop=true, fps=5, max_width=1280, jpeg_quality=80.",
     )
+    parser.add_argument(
+        "--from-camera-config",
+        action="store_true",
+        default=None,
+        help="Run the cameras of the camera-config topic (enabled, with a source_url), following "
+        "its changes; replicas share them through a consumer group.",
+    )
     parser.add_argument("--max-frames", type=int, help="Stop after this many frames in total.")
     parser.add_argument(
         "--progress",
@@ -80,9 +87,13 @@ def ingest_main(args: argparse.Namespace) -> int:
         overrides["cameras"] = tuple(cameras)
     if args.max_frames:
         overrides["max_frames"] = args.max_frames
+    if args.from_camera_config:
+        overrides["from_camera_config"] = True
     settings = load_settings(IngestSettings, args.config, **overrides)
-    if not settings.cameras:
-        raise ConfigError("no cameras: give --camera, --cameras-file or cameras in --config")
+    if not settings.cameras and not settings.from_camera_config:
+        raise ConfigError(
+            "no cameras: give --camera, --cameras-file, cameras in --config or --from-camera-config"
+        )
     return run_service(settings, progress=args.progress)
 
 

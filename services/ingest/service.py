@@ -19,8 +19,9 @@ from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics
 from vsa.runtime.service import StopFlag
 from vsa.schemas import FrameMeta
-from vsa.services.ingest.camera import CameraStatus, CameraWorker, PendingFrame
-from vsa.services.ingest.config import IngestSettings
+from vsa.services.ingest.camera import CameraStatus, CameraWorker, FirstSeq, PendingFrame
+from vsa.services.ingest.config import CameraSpec, IngestSettings
+from vsa.services.ingest.fleet import ConfigFollower
 from vsa.services.ingest.queues import CameraQueues
 from vsa.services.ingest.resume import last_frame_seqs
 
@@ -41,7 +42,12 @@ class IngestTotals:
 
 
 class IngestService:
-    """Reads every configured camera and publishes their frames until stopped or done."""
+    """Reads every configured camera and publishes their frames until stopped or done.
+
+    With ``from_camera_config`` the cameras are this replica's share of the camera-config topic
+    instead, started, restarted and stopped as it changes (see :mod:`~vsa.services.ingest.fleet`),
+    and the service runs until stopped.
+    """
 
     def __init__(
         self,
@@ -66,6 +72,11 @@ class IngestService:
         self.workers: list[CameraWorker] = []
         self._kinds = {c.camera_id: c.kind for c in settings.cameras}
         self.published: Counter[str] = Counter()
+        self.follower = (
+            ConfigFollower(settings, self._make_worker, self._flushed)
+            if settings.from_camera_config
+            else None
+        )
 
     def _on_drop(self, camera_id: str, frame: PendingFrame) -> None:
         frame.jpeg.cancel()
@@ -73,14 +84,22 @@ class IngestService:
 
     def camera_status(self) -> dict[str, CameraStatus]:
         """Per-camera counters (state, decoded, queued, reconnects...)."""
-        return {w.spec.camera_id: w.status for w in self.workers}
+        return {w.spec.camera_id: w.status for w in self._all_workers()}
+
+    def _all_workers(self) -> list[CameraWorker]:
+        return self.workers + (self.follower.fleet.workers() if self.follower else [])
 
     def dropped(self, camera_id: str) -> int:
         """Frames of a live camera dropped because Kafka was behind."""
         return self.queues.dropped(camera_id)
 
     def start(self) -> None:
-        """Recover frame_seq per camera from Kafka, then start the camera threads."""
+        """Recover frame_seq per camera from Kafka, then start the camera threads (or start
+        following camera-config)."""
+        if self.follower is not None:
+            self.follower.start()
+            self.health.ready = True
+            return
         cameras = self.settings.cameras
         first = last_frame_seqs(
             self.settings.kafka,
@@ -88,27 +107,39 @@ class IngestService:
             [c.camera_id for c in cameras],
             self.settings.seq_recovery_scan,
         )
-        for spec in cameras:
-            start_seq = first.get(spec.camera_id, -1) + 1
-            worker = CameraWorker(
-                spec, self.settings, self.queues, self.encoders, self.metrics, start_seq
-            )
-            self.workers.append(worker)
-            event(
-                log,
-                "camera_added",
-                camera_id=spec.camera_id,
-                url=spec.url,
-                kind=spec.kind,
-                frame_seq=start_seq,
-            )
+        self.workers = [
+            self._make_worker(spec, first.get(spec.camera_id, -1) + 1) for spec in cameras
+        ]
         for worker in self.workers:
             worker.start()
         self.health.ready = True
 
+    def _make_worker(self, spec: CameraSpec, first_seq: FirstSeq) -> CameraWorker:
+        """A camera's reader (not started). Cameras from camera-config keep retrying a source
+        that fails, files included: an operator fixes the source or the config, not the pod."""
+        self._kinds[spec.camera_id] = spec.kind
+        worker = CameraWorker(
+            spec,
+            self.settings,
+            self.queues,
+            self.encoders,
+            self.metrics,
+            first_seq,
+            keep_trying=self.follower is not None,
+        )
+        event(
+            log,
+            "camera_added",
+            camera_id=spec.camera_id,
+            url=spec.url,
+            kind=spec.kind,
+            frame_seq=first_seq if isinstance(first_seq, int) else "from_kafka",
+        )
+        return worker
+
     def run(self, on_tick: Callable[[IngestService], None] | None = None) -> IngestTotals:
         """Publish until every camera is done, ``max_frames`` is reached or a stop is requested."""
-        if not self.workers:
+        if not self.workers and not self.health.ready:
             self.start()
         last_tick = time.monotonic()
         try:
@@ -120,6 +151,8 @@ class IngestService:
                 elif self._all_done():
                     break
                 self.producer.poll(0)
+                if self.follower is not None:
+                    self.follower.tick()
                 if on_tick is not None and time.monotonic() - last_tick >= 0.5:
                     on_tick(self)
                     last_tick = time.monotonic()
@@ -134,6 +167,8 @@ class IngestService:
         return limit is not None and self.totals.published >= limit
 
     def _all_done(self) -> bool:
+        if self.follower is not None:
+            return False
         return all(not w.is_alive() for w in self.workers) and self.queues.depth() == 0
 
     def _publish(self, camera_id: str, frame: PendingFrame) -> None:
@@ -167,6 +202,13 @@ class IngestService:
         self.totals.bytes_published += len(jpeg)
         self.metrics.count_out(self.topic)
 
+    def _flushed(self, camera_ids: set[str]) -> bool:
+        """False while frames of these cameras wait to be published; else wait until Kafka
+        acknowledged everything produced (a camera moving to another replica)."""
+        if any(self.queues.pending(c) for c in camera_ids):
+            return False
+        return self.producer.raw.flush(30) == 0
+
     def _on_delivery(self, err: object, msg: object) -> None:
         if err is None:
             self.totals.acked += 1
@@ -177,14 +219,17 @@ class IngestService:
 
     def close(self) -> None:
         """Stop the cameras, then wait until Kafka acknowledged everything published."""
-        for worker in self.workers:
+        workers = self._all_workers()
+        for worker in workers:
             worker.stop()
-        for worker in self.workers:
+        for worker in workers:
             worker.join(timeout=10)
         self.encoders.shutdown(wait=True, cancel_futures=True)
         remaining = self.producer.raw.flush(60)
         if remaining:
             event(log, "unacknowledged_frames", logging.ERROR, count=remaining)
+        if self.follower is not None:
+            self.follower.close()
         event(
             log,
             "stopped",

@@ -65,3 +65,15 @@ def test_close_wakes_a_blocked_producer() -> None:
     queues.close("file")
     thread.join(timeout=2)
     assert result == [False]
+
+
+def test_a_restarted_camera_reopens_its_queue_behind_what_is_left() -> None:
+    queues: CameraQueues[int] = CameraQueues(4)
+    queues.add_camera("cam")
+    assert queues.put("cam", 0, drop_oldest=False)
+    queues.close("cam")
+    assert not queues.put("cam", 1, drop_oldest=False)
+    queues.add_camera("cam")  # the camera's new reader
+    assert queues.put("cam", 1, drop_oldest=False)
+    assert (queues.pending("cam"), queues.pending("other")) == (2, 0)
+    assert [queues.get(0.1) for _ in range(2)] == [("cam", 0), ("cam", 1)]
