@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from vsa.runtime.columns import detection_columns
+
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
 
@@ -29,17 +31,9 @@ class DetectionArrays:
     class_ids: I32
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float32)
-        scores = np.asarray(self.scores, dtype=np.float32)
-        class_ids = np.asarray(self.class_ids, dtype=np.int32)
-        if xyxy.ndim != 2 or xyxy.shape[1] != 4:
-            raise ValueError(f"xyxy must have shape (n, 4), got {xyxy.shape}")
-        count = xyxy.shape[0]
-        if scores.shape != (count,) or class_ids.shape != (count,):
-            raise ValueError(
-                f"scores {scores.shape} and class_ids {class_ids.shape} must have shape "
-                f"({count},) like xyxy {xyxy.shape}"
-            )
+        xyxy, scores, class_ids = detection_columns(
+            self.xyxy, self.scores, self.class_ids, np.float32, np.int32
+        )
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "class_ids", class_ids)

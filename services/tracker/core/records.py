@@ -8,6 +8,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from vsa.runtime.columns import detection_columns
+
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
@@ -36,17 +38,11 @@ class FrameDetections:
     class_ids: I64
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray(self.scores, dtype=np.float64)
-        class_ids = np.asarray(self.class_ids, dtype=np.int64)
-        count = xyxy.shape[0]
+        xyxy, scores, class_ids = detection_columns(
+            self.xyxy, self.scores, self.class_ids, np.float64, np.int64
+        )
         if not (np.isfinite(xyxy).all() and np.isfinite(scores).all()):
             raise ValueError("xyxy and scores must be finite (no NaN or infinity)")
-        if scores.shape != (count,) or class_ids.shape != (count,):
-            raise ValueError(
-                f"scores {scores.shape} and class_ids {class_ids.shape} must have shape "
-                f"({count},) like xyxy {xyxy.shape}"
-            )
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "class_ids", class_ids)
