@@ -79,14 +79,14 @@ class IngestSettings(VsaSettings):
         False,
         description="Run the cameras of the camera-config topic instead of ``cameras``: those "
         "enabled with a source_url, sampled at fps_target, started, restarted and stopped as the "
-        "topic changes. Replicas in one camera_config_group share them by camera-config partition.",
+        "topic changes. Replicas in one group_id share them by camera-config partition.",
     )
-    camera_config_group: str = Field(
+    group_id: str = Field(
         "vsa-ingest",
         min_length=1,
         max_length=200,
-        description="Consumer group of the replicas that share camera-config's cameras; replicas "
-        "with different groups each run every camera.",
+        description="With from_camera_config: the consumer group of the replicas that share "
+        "camera-config's cameras; replicas in different groups each run every camera.",
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicNames = Field(default_factory=TopicNames)

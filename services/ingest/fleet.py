@@ -1,7 +1,7 @@
 """Ingest following camera-config: start, stop and restart camera readers as configs change.
 
 How replicas share the cameras: every replica reads camera-config in one consumer group
-(``camera_config_group``), so Kafka gives each replica some of its partitions, and a replica runs
+(``group_id``), so Kafka gives each replica some of its partitions, and a replica runs
 the cameras of its partitions (camera-config is keyed by camera_id, so a camera lives in exactly
 one partition). A partition is read from the beginning when assigned; when it is revoked, the
 replica stops its cameras and waits until Kafka acknowledged their last frames *before* the
@@ -119,7 +119,7 @@ class ConfigFollower:
             settings.kafka,
             settings.topics.name("camera_config"),
             "ingest",
-            group_id=settings.camera_config_group,
+            group_id=settings.group_id,
             on_revoke=self._on_revoke,
         )
         self._seen: dict[str, CameraConfig] = {}

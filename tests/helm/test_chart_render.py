@@ -247,6 +247,16 @@ def test_ingest_is_one_pod_per_shard_and_recreated(render: Renderer) -> None:
     assert ingest["spec"]["strategy"] == {"type": "Recreate"}
 
 
+def test_ingest_from_camera_config_is_one_group_of_replicas(render: Renderer) -> None:
+    rendered = render(sets=["cameras:=[]", "ingest.fromCameraConfig=true", "ingest.replicas=3"])
+    ingest = workload(rendered, "ingest")
+    assert ingest["spec"]["replicas"] == 3
+    assert "strategy" not in ingest["spec"], "a rolling update is safe: cameras are handed over"
+    assert container(ingest)["args"][3] == "--from-camera-config"
+    assert env_of(ingest)["VSA_INGEST_GROUP_ID"]["value"] == "vsa-ingest"
+    assert not [k for k in rendered.get("ConfigMap", "vsa-config")["data"] if "cameras" in k]
+
+
 def test_topics_hook_job(profile: tuple[str, Rendered]) -> None:
     profile_name, rendered = profile
     job = rendered.get("Job", "vsa-topics")

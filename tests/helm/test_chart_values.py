@@ -118,6 +118,14 @@ def refused(run_helm: HelmRunner, sets: list[str], files: tuple[str, ...] = ()) 
             ['ingest.shards:=[{"name": "b", "cameras": []}]'],
             "vsa: ingest shard b has no cameras",
         ),
+        (
+            ["ingest.fromCameraConfig=true"],
+            "vsa: ingest.fromCameraConfig takes the cameras from the camera-config topic",
+        ),
+        (
+            ["cameras:=[]", "ingest.fromCameraConfig=true", "ingest.replicas=9"],
+            "vsa: ingest replicas 9 exceeds topics.partitions 8",
+        ),
     ],
     ids=lambda value: value[0] if isinstance(value, list) else None,
 )

@@ -24,9 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def follow_settings(kafka: KafkaSettings, unique_name: str) -> IngestSettings:
-    return make_settings(
-        kafka, unique_name, [], from_camera_config=True, camera_config_group=unique_name
-    )
+    return make_settings(kafka, unique_name, [], from_camera_config=True, group_id=unique_name)
 
 
 def put(kafka: KafkaSettings, settings: IngestSettings, *records: tuple[str, bytes | None]) -> None:

@@ -35,8 +35,15 @@ values.schema.json checks types and ranges; these checks need more than one valu
 {{- end -}}
 
 {{- define "vsa.validate.ingest" -}}
-{{- if .Values.ingest.enabled -}}
 {{- $shards := include "vsa.ingestShards" . | fromYamlArray -}}
+{{- if and .Values.ingest.enabled .Values.ingest.fromCameraConfig -}}
+{{- if $shards -}}
+{{- fail "vsa: ingest.fromCameraConfig takes the cameras from the camera-config topic: set cameras: [] and ingest.shards: []" -}}
+{{- end -}}
+{{- if and .Values.validation.partitions (gt (int .Values.ingest.replicas) (int .Values.topics.partitions)) -}}
+{{- fail (printf "vsa: ingest replicas %d exceeds topics.partitions %d: ingest pods share the cameras by camera-config partition, so the extra pods would run no camera" (int .Values.ingest.replicas) (int .Values.topics.partitions)) -}}
+{{- end -}}
+{{- else if .Values.ingest.enabled -}}
 {{- if not $shards -}}
 {{- fail "vsa: ingest.enabled is true but there are no cameras: fill `cameras` (or ingest.shards), or set ingest.enabled=false" -}}
 {{- end -}}
