@@ -67,10 +67,15 @@ def model_path(settings: EmbeddingSettings) -> Path:
 
 
 def _offline() -> None:
-    """Make the Hugging Face libraries fail instead of reaching for the network."""
+    """Make the Hugging Face libraries fail instead of reaching for the network, and keep their
+    progress bars out of the services' logs (one structured line per load instead)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
