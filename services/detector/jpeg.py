@@ -77,6 +77,20 @@ def decode_shift(width: int, height: int, net_size: tuple[int, int]) -> int:
     return shift
 
 
+def jpeg_complete(data: bytes) -> bool:
+    """Whether the JPEG's last scan is followed by its end-of-image marker (FF D9).
+
+    A truncated file fails this: nvJPEG on the GPU decodes it without an error (grey where the
+    data stops), unlike libjpeg on the CPU, so the GPU path checks it first. In entropy-coded
+    data a 0xFF byte is always stuffed (FF 00) or a restart marker, so an FF D9 with a scan
+    (FF DA) before it and none after it can only be the image's end; a truncated file with an
+    EXIF thumbnail finds the thumbnail's FF D9, with the main scan after it. Bytes a camera
+    appends after the end do no harm.
+    """
+    end = data.rfind(b"\xff\xd9")  # at the very end for a whole frame: ~1 us, not a scan
+    return end >= 0 and data.find(b"\xff\xda", 0, end) >= 0 and data.find(b"\xff\xda", end) < 0
+
+
 def jpeg_size(data: bytes) -> tuple[int, int]:
     """``(width, height)`` of a JPEG from its header, without decoding it.
 

@@ -26,7 +26,7 @@ from vsa.schemas import Detections
 from .backends.config import TorchConfig
 from .core import FrameInput, to_message
 from .darknet import parse_network, read_weights
-from .jpeg import FrameError
+from .jpeg import FrameError, jpeg_complete
 from .postprocess import SelectionParams
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ class TorchFrameDetector:
             height, width, _, _ = simplejpeg.decode_jpeg_header(frame.jpeg)
         except ValueError as exc:
             raise FrameError(f"corrupt JPEG: {exc}") from exc
+        if not jpeg_complete(frame.jpeg):
+            raise FrameError("corrupt JPEG: truncated (no end-of-image marker after the scan)")
         if (width, height) != (frame.meta.width, frame.meta.height):
             raise FrameError(
                 f"frame of unexpected size: JPEG is {width}x{height}, metadata says "

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import simplejpeg
 
-from vsa.services.detector.jpeg import FrameError, decode_frame, decode_shift, jpeg_size
+from vsa.services.detector.jpeg import (
+    FrameError,
+    decode_frame,
+    decode_shift,
+    jpeg_complete,
+    jpeg_size,
+)
 from vsa.services.detector.preprocess import (
     boxes_to_image,
     boxes_to_network,
@@ -118,3 +124,40 @@ def test_ort_resize_matches_the_numpy_reference() -> None:
         np.testing.assert_allclose(
             resizer(image, height, width), resize_bilinear(image, height, width), atol=0.02
         )
+
+
+def test_truncation_is_seen_without_decoding() -> None:
+    """nvJPEG decodes a truncated JPEG without complaint, so the GPU path checks for the end
+    marker first: every cut of a real frame fails, the whole frame (with bytes appended after
+    its end, as some cameras do) passes."""
+    data = _jpeg(120, 160, seed=3)
+    assert jpeg_complete(data)
+    assert jpeg_complete(data + bytes(40))
+    for cut in range(1, len(data) - 1, 97):
+        assert not jpeg_complete(data[:cut]), cut
+    assert not jpeg_complete(data[:-1])
+    assert not jpeg_complete(b"")
+    # An EXIF thumbnail (a whole JPEG in an APP1 segment before the main scan) has its own end
+    # marker: it must not make a truncated main image look whole.
+    thumb = b"Exif\x00\x00" + _jpeg(8, 8, seed=5)
+    app1 = b"\xff\xe1" + (len(thumb) + 2).to_bytes(2, "big") + thumb
+    with_thumb = data[:2] + app1 + data[2:]
+    assert simplejpeg.decode_jpeg_header(with_thumb)[:2] == (120, 160)
+    assert jpeg_complete(with_thumb)
+    assert not jpeg_complete(with_thumb[: len(with_thumb) * 2 // 3])
+
+
+def test_gpu_path_refuses_a_truncated_frame_before_decoding() -> None:
+    from vsa.schemas import FrameMeta, FrameRef
+    from vsa.services.detector.core import FrameInput
+    from vsa.services.detector.torch_core import TorchFrameDetector
+
+    data = _jpeg(120, 160, seed=4)
+    meta = FrameMeta(
+        camera_id="gate", frame_seq=1, capture_ts=1.7e9, width=160, height=120, source="file"
+    )
+    ref = FrameRef(topic="frames", partition=0, offset=1, camera_id="gate", frame_seq=1)
+    core = TorchFrameDetector(None, ("person",), "test", NET)
+    core.check(FrameInput(meta, ref, data))  # the whole frame passes
+    with pytest.raises(FrameError, match="truncated"):
+        core.check(FrameInput(meta, ref, data[: len(data) * 2 // 3]))
