@@ -448,23 +448,13 @@ def caption_one(keyframe: Keyframe, image: U8, config: CameraConfig) -> Captione
     from vsa.services.captioner.describe import DescribeOptions
     from vsa.services.captioner.frames import decode_small, thumbnail
     from vsa.services.captioner.scene import describe, view_objects
+    from vsa.services.captioner.service import keyframe_caption
 
     small = decode_small(bytes(simplejpeg.encode_jpeg(image, JPEG_QUALITY, colorspace="RGB")))
     options = DescribeOptions()
     description = describe(keyframe, small.pixels, config, options, small.original_size)
     views = view_objects(keyframe, small.pixels, config, options, small.original_size)
-    caption = Caption(
-        camera_id=keyframe.camera_id,
-        frame_seq=keyframe.frame_seq,
-        frame=keyframe.frame,
-        capture_ts=keyframe.capture_ts,
-        text=description.text,
-        objects=list(description.objects),
-        track_ids=[o.track_id for o in keyframe.objects if o.state != "lost"],
-        alert_kinds=sorted({a.kind for a in keyframe.alerts}),
-        captioner=SceneCaptioner.name,
-        thumbnail_jpeg=thumbnail(small.pixels),
-    )
+    caption = keyframe_caption(keyframe, description, SceneCaptioner.name, thumbnail(small.pixels))
     return Captioned(caption, keyframe_facts(keyframe, views, config))
 
 

@@ -32,6 +32,25 @@ log = logging.getLogger("vsa.captioner")
 SERVICE = "captioner"
 
 
+def keyframe_caption(
+    keyframe: Keyframe, description: SceneDescription, captioner: str, thumbnail_jpeg: bytes
+) -> Caption:
+    """The captions message of a keyframe: its description, the frame reference, the tracks
+    still in view, the kinds of the alerts behind it and the thumbnail."""
+    return Caption(
+        camera_id=keyframe.camera_id,
+        frame_seq=keyframe.frame_seq,
+        frame=keyframe.frame,
+        capture_ts=keyframe.capture_ts,
+        text=description.text,
+        objects=list(description.objects),
+        track_ids=[o.track_id for o in keyframe.objects if o.state != "lost"],
+        alert_kinds=sorted({a.kind for a in keyframe.alerts}),
+        captioner=captioner,
+        thumbnail_jpeg=thumbnail_jpeg,
+    )
+
+
 class CaptionerHandler:
     """The batch handler; Kafka I/O besides the frame read-back is the batch loop's."""
 
@@ -112,18 +131,7 @@ class CaptionerHandler:
         thumb = (
             thumbnail(item.image, self.settings.thumbnail_width) if item.image is not None else b""
         )
-        caption = Caption(
-            camera_id=keyframe.camera_id,
-            frame_seq=keyframe.frame_seq,
-            frame=keyframe.frame,
-            capture_ts=keyframe.capture_ts,
-            text=description.text,
-            objects=list(description.objects),
-            track_ids=[o.track_id for o in keyframe.objects if o.state != "lost"],
-            alert_kinds=sorted({a.kind for a in keyframe.alerts}),
-            captioner=self.captioner.name,
-            thumbnail_jpeg=thumb,
-        )
+        caption = keyframe_caption(keyframe, description, self.captioner.name, thumb)
         return Output(
             self.out_topic,
             keyframe.camera_id,

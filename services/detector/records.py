@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from vsa.runtime.columns import detection_columns
+from vsa.runtime.columns import set_detection_columns
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -31,12 +31,7 @@ class DetectionArrays:
     class_ids: I32
 
     def __post_init__(self) -> None:
-        xyxy, scores, class_ids = detection_columns(
-            self.xyxy, self.scores, self.class_ids, np.float32, np.int32
-        )
-        object.__setattr__(self, "xyxy", xyxy)
-        object.__setattr__(self, "scores", scores)
-        object.__setattr__(self, "class_ids", class_ids)
+        set_detection_columns(self, np.float32, np.int32)
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])

@@ -31,3 +31,11 @@ def detection_columns(
             f"({count},) like xyxy {boxes.shape}"
         )
     return boxes, score_col, class_col
+
+
+def set_detection_columns(record: Any, real: DTypeLike, integer: DTypeLike) -> None:
+    """In a frozen dataclass's ``__post_init__``: replace its ``xyxy``, ``scores`` and
+    ``class_ids`` fields by the checked arrays of :func:`detection_columns`."""
+    columns = detection_columns(record.xyxy, record.scores, record.class_ids, real, integer)
+    for name, column in zip(("xyxy", "scores", "class_ids"), columns, strict=True):
+        object.__setattr__(record, name, column)

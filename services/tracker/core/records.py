@@ -8,7 +8,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from vsa.runtime.columns import detection_columns
+from vsa.runtime.columns import set_detection_columns
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -38,14 +38,9 @@ class FrameDetections:
     class_ids: I64
 
     def __post_init__(self) -> None:
-        xyxy, scores, class_ids = detection_columns(
-            self.xyxy, self.scores, self.class_ids, np.float64, np.int64
-        )
-        if not (np.isfinite(xyxy).all() and np.isfinite(scores).all()):
+        set_detection_columns(self, np.float64, np.int64)
+        if not (np.isfinite(self.xyxy).all() and np.isfinite(self.scores).all()):
             raise ValueError("xyxy and scores must be finite (no NaN or infinity)")
-        object.__setattr__(self, "xyxy", xyxy)
-        object.__setattr__(self, "scores", scores)
-        object.__setattr__(self, "class_ids", class_ids)
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
