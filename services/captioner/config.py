@@ -39,6 +39,14 @@ class CaptionerSettings(ServiceSettings):
     always_caption_alerts: bool = Field(
         True, description="Alert keyframes are captioned even over the rate limit."
     )
+    camera_config_sync_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="At start, wait up to this long until the camera-config topic has been "
+        "read to its end before captioning, so the first captions already name their zones. "
+        "0: do not wait (the first captions may miss them).",
+    )
     timezone: str = Field("UTC", description="IANA time zone of the cameras, for time of day.")
     decode_max_width: int = Field(
         480,

@@ -165,7 +165,7 @@ def build_loop(settings: CaptionerSettings) -> tuple[BatchLoop, CaptionerHandler
 def run(settings: CaptionerSettings) -> int:
     """Run the captioner until SIGTERM/SIGINT (or ``idle_exit_s``)."""
     loop, handler = build_loop(settings)
-    handler.configs.start()
+    handler.configs.start_synced(settings.camera_config_sync_s)
     try:
         return serve(loop, settings.metrics_host, settings.metrics_port)
     finally:

@@ -97,7 +97,7 @@ class Handoff:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class ConfigFollower:
+class CameraShare:
     """Keeps the replica's cameras equal to its share of camera-config.
 
     :meth:`tick` runs in the publisher's loop; the config reader's thread only waits there

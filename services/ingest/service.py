@@ -21,7 +21,7 @@ from vsa.runtime.service import StopFlag
 from vsa.schemas import FrameMeta
 from vsa.services.ingest.camera import CameraStatus, CameraWorker, FirstSeq, PendingFrame
 from vsa.services.ingest.config import CameraSpec, IngestSettings
-from vsa.services.ingest.fleet import ConfigFollower
+from vsa.services.ingest.fleet import CameraShare
 from vsa.services.ingest.queues import CameraQueues
 from vsa.services.ingest.resume import last_frame_seqs
 
@@ -73,7 +73,7 @@ class IngestService:
         self._kinds = {c.camera_id: c.kind for c in settings.cameras}
         self.published: Counter[str] = Counter()
         self.follower = (
-            ConfigFollower(settings, self._make_worker, self._flushed)
+            CameraShare(settings, self._make_worker, self._flushed)
             if settings.from_camera_config
             else None
         )

@@ -6,12 +6,12 @@ replaces the file's config for that camera; a tombstone (null value) brings the 
 config that does not parse, or names a class the detector cannot produce, is logged with the
 camera and the field, counted, and the camera keeps its previous rules.
 
-:class:`ConfigFollower` reads the topic from its beginning in a daemon thread and keeps following
-it; :meth:`ConfigFollower.wait_synced` tells the service when every partition has been read to
-its end at least once, so the first frames are tracked with the rules that were already there.
-(vsa.runtime.camera_configs.CameraConfigs follows the topic too, but it has no such signal and
-keeps parsed configs, not compiled rules; a Faust GlobalTable fed by another writer than the
-app itself does not reliably reach every worker: robinhood/faust#541, #716.)
+:class:`ConfigFollower` (vsa.runtime.camera_configs, the one follower of the topic that every
+service uses; re-exported here for the tracker's service) feeds :meth:`RuleBook.apply_record`
+from the topic's beginning; its ``wait_synced`` tells the service when every partition has been
+read to its end at least once, so the first frames are tracked with the rules that were already
+there. (A Faust GlobalTable fed by another writer than the app itself does not reliably reach
+every worker: robinhood/faust#541, #716.)
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
-
-from vsa.runtime.kafka import consumer_config
+from vsa.runtime.camera_configs import ConfigFollower as ConfigFollower
 from vsa.runtime.logs import event
-from vsa.runtime.settings import ConfigError, KafkaSettings
+from vsa.runtime.settings import ConfigError
 from vsa.schemas import CameraConfig, SchemaError
 
 from .rules import Anchor, CameraRules, RuleConfigError, compile_rules, load_camera_configs
@@ -84,8 +82,10 @@ class RuleBook:
             rules = dataclasses.replace(rules, keyframe_interval_s=self.keyframe_interval_s)
         return rules
 
-    def apply_record(self, key: bytes | None, value: bytes | None) -> None:
-        """Apply one camera-config record: a config, or a tombstone (value None)."""
+    def apply_record(self, key: bytes | None, value: bytes | None, partition: int = 0) -> None:
+        """Apply one camera-config record: a config, or a tombstone (value None).
+
+        ``partition`` is unused: the book keeps every camera, whichever partition it is in."""
         camera_id = (key or b"").decode("utf-8", "replace")
         if value is None:
             with self._lock:
@@ -120,78 +120,3 @@ class RuleBook:
     def cameras(self) -> list[str]:
         """Cameras that have rules now."""
         return sorted(self._merged)
-
-
-class ConfigFollower:
-    """Reads the camera-config topic into a callback, from the beginning, in a daemon thread.
-
-    A missing topic is waited for (checked every 2 s). ``synced`` is set once every partition
-    has been read to its end, or when the topic does not exist at the first look (nothing to
-    wait for).
-    """
-
-    def __init__(
-        self,
-        kafka: KafkaSettings,
-        topic: str,
-        client_id: str,
-        apply: Callable[[bytes | None, bytes | None], None],
-    ) -> None:
-        self.kafka, self.topic, self.client_id, self.apply = kafka, topic, client_id, apply
-        self.synced = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="camera-config", daemon=True)
-        self._thread.start()
-
-    def wait_synced(self, timeout_s: float) -> bool:
-        """Block until the topic was read to its end (True) or ``timeout_s`` passed (False)."""
-        return self.synced.wait(timeout_s)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        conf = consumer_config(self.kafka, self.client_id, f"{self.client_id}-config")
-        conf["enable.partition.eof"] = True
-        consumer = Consumer(conf)
-        try:
-            pending: set[int] | None = None
-            while not self._stop.is_set():
-                if pending is None:
-                    pending = self._assign(consumer)
-                    if pending is None:
-                        self._stop.wait(2.0)
-                        continue
-                self._consume(consumer.consume(500, 0.5), pending)
-        except Exception:  # the service keeps its last rules; say loudly that they may be stale
-            log.exception("camera_config_follower_failed")
-        finally:
-            consumer.close()
-
-    def _consume(self, messages: Sequence[Message], pending: set[int]) -> None:
-        for msg in messages:
-            err = msg.error()
-            if err is None:
-                self.apply(msg.key(), msg.value())
-            elif err.code() == KafkaError._PARTITION_EOF:
-                pending.discard(msg.partition() or 0)
-                if not pending:
-                    self.synced.set()
-            else:
-                event(log, "camera_config_consume_error", logging.WARNING, error=err.str())
-
-    def _assign(self, consumer: Consumer) -> set[int] | None:
-        """Assign every partition from the beginning; the partitions not yet read to the end."""
-        meta = consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
-        if meta is None or meta.error is not None or not meta.partitions:
-            self.synced.set()  # nothing to wait for; configs that appear later still apply
-            return None
-        partitions = sorted(meta.partitions)
-        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-        event(log, "camera_config_following", topic=self.topic, partitions=len(partitions))
-        return set(partitions)

@@ -5,7 +5,6 @@ thumbnail and frame reference, broken keyframes go to the dead letters."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,8 @@ from confluent_kafka import Message
 from vsa.runtime.kafka import Output, Producer
 from vsa.runtime.settings import KafkaSettings, load_settings
 from vsa.schemas import (
+    Alert,
+    AlertSnapshot,
     CameraConfig,
     Caption,
     DeadLetter,
@@ -23,6 +24,7 @@ from vsa.schemas import (
     FrameRef,
     Keyframe,
     TrackedObject,
+    make_alert_id,
 )
 from vsa.services.captioner.config import CaptionerSettings
 from vsa.services.captioner.service import build_loop
@@ -80,8 +82,8 @@ def keyframes_for(frames: list[Message], reason: str = "periodic") -> list[Keyfr
 
 def run_captioner(settings: CaptionerSettings) -> int:
     loop, handler = build_loop(settings)
-    handler.configs.start()
-    time.sleep(1.0)  # let the config reader catch up with the compacted topic
+    # the service's own start-up wait; the configs produced before must all be in by now
+    assert handler.configs.start_synced(settings.camera_config_sync_s)
     thread = threading.Thread(target=loop.run)
     thread.start()
     thread.join(timeout=120)
@@ -136,32 +138,73 @@ def test_keyframes_become_captions_with_thumbnails(
     assert DeadLetter.from_headers(dead.headers()).service == "captioner"
 
 
+def as_alert(keyframe: Keyframe, rule_id: str) -> Keyframe:
+    """The keyframe as the tracker sends it when a rule fired on the frame (a zone intrusion)."""
+    alert_id = make_alert_id(keyframe.camera_id, rule_id, 1, keyframe.frame_seq)
+    alert = Alert(
+        alert_id=alert_id,
+        camera_id=keyframe.camera_id,
+        rule_id=rule_id,
+        kind="zone_intrusion",
+        track_ids=[1],
+        class_name="person",
+        ts=keyframe.capture_ts,
+        frame_seq=keyframe.frame_seq,
+        snapshot=AlertSnapshot(frame=keyframe.frame, xyxy=(10.0, 10.0, 50.0, 90.0)),
+    )
+    return keyframe.model_copy(
+        update={"reason": "alert", "alert_ids": [alert_id], "alerts": [alert]}
+    )
+
+
 def test_rate_limit_skips_periodic_keyframes_but_not_alerts(
     kafka: KafkaSettings, unique_name: str, vtest: Path
 ) -> None:
     ingest = make_settings(
-        kafka, unique_name, [CameraSpec(camera_id="lobby", url=str(vtest), fps=1)], max_frames=5
+        kafka, unique_name, [CameraSpec(camera_id="lobby", url=str(vtest), fps=1)], max_frames=8
     )
     IngestService(ingest).run()
-    frames = read_frames(kafka, ingest.topics.name("frames"), 5)
-    keyframes = keyframes_for(frames)  # 1 s apart in capture time order of the clip
-    base = keyframes[0].capture_ts
+    frames = read_frames(kafka, ingest.topics.name("frames"), 8)
+    periodic = keyframes_for(frames)
+    spaced = [  # 1 s apart in capture time, every other one an alert
+        k.model_copy(update={"capture_ts": periodic[0].capture_ts + i})
+        for i, k in enumerate(periodic)
+    ]
+    keyframes = [as_alert(k, "door") if i % 2 else k for i, k in enumerate(spaced)]
     producer = Producer(kafka, "test")
-    for i, keyframe in enumerate(keyframes):
-        keyframe = keyframe.model_copy(update={"capture_ts": base + i})
+    for keyframe in keyframes:
         producer.produce(Output(ingest.topics.name("keyframes"), "lobby", keyframe.to_bytes()))
     producer.flush()
-    settings = load_settings(
-        CaptionerSettings,
-        None,
-        kafka=kafka,
-        topics=ingest.topics,
-        captions_per_minute=6,
-        burst=1,
-        idle_exit_s=4,
-        metrics_port=0,
-    )
-    assert run_captioner(settings) == 1  # one token, refilled every 10 s of capture time
+    # one token, refilled every 10 s of capture time: within these 8 s only the first keyframe
+    # (periodic) gets one; every alert keyframe is over the limit
+    first = keyframes[0].frame_seq
+    alerts = [k.frame_seq for k in keyframes if k.reason == "alert"]
+    assert len(alerts) == 4
+    captions_topic = ingest.topics.name("captions")
+
+    def captioner(group_id: str, always_caption_alerts: bool) -> CaptionerSettings:
+        return load_settings(
+            CaptionerSettings,
+            None,
+            kafka=kafka,
+            topics=ingest.topics,
+            group_id=group_id,
+            captions_per_minute=6,
+            burst=1,
+            always_caption_alerts=always_caption_alerts,
+            idle_exit_s=4,
+            metrics_port=0,
+        )
+
+    assert run_captioner(captioner(f"{unique_name}-alerts", True)) == 1 + len(alerts)
+    captions = [Caption.from_bytes(m.value()) for m in read_frames(kafka, captions_topic, 5)]
+    assert [c.frame_seq for c in captions] == [first, *alerts]
+    assert [c.alert_kinds for c in captions] == [[]] + [["zone_intrusion"]] * len(alerts)
+
+    # the same keyframes, alerts not exempt: they are limited like the periodic ones
+    assert run_captioner(captioner(f"{unique_name}-no-alerts", False)) == 1
+    captions = [Caption.from_bytes(m.value()) for m in read_frames(kafka, captions_topic, 7)]
+    assert [c.frame_seq for c in captions[len(alerts) + 1 :]] == [first]
 
 
 def test_missing_frame_still_gets_a_caption_without_thumbnail(

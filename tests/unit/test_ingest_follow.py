@@ -63,15 +63,17 @@ def test_a_config_ingest_cannot_use_is_skipped_and_logged(caplog: pytest.LogCapt
 
 def test_snapshot_hides_partitions_still_loading_and_revoke_drops_their_cameras() -> None:
     configs = CameraConfigs(KafkaSettings(), "camera-config", "test", group_id="g")
-    configs.loading({0, 1})
+    configs.follower.loading({0, 1})
     configs.apply(b"a", cfg("a").to_bytes(), partition=0)
     configs.apply(b"b", cfg("b").to_bytes(), partition=1)
-    configs.loaded(0)
+    configs.follower.loaded(0)
     assert set(configs.snapshot()) == {"a"}
+    assert not configs.follower.synced.is_set()  # partition 1 is still being read
     configs.apply(b"a", b'{"camera_id": "a", "fps_target": 0}', partition=0)
     assert configs.invalid == 1
     assert configs.snapshot()["a"] == cfg("a")
-    configs.loaded(1)
+    configs.follower.loaded(1)
+    assert configs.follower.synced.is_set()
     assert configs.drop_partitions({1}) == {"b"}
     configs.apply(b"a", None, partition=0)
     assert configs.snapshot() == {}

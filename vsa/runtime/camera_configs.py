@@ -1,28 +1,34 @@
-"""Live view of the compacted camera-config topic: the latest valid config of every camera.
+"""The one follower of the compacted camera-config topic, and the latest valid config of every
+camera built on it.
 
-A background thread reads partitions from the beginning and keeps following them, so changes
-apply while a service runs. A tombstone (null value) removes a camera's config; an invalid config
-is logged with the camera and the field and the previous one stays in force.
-
-Two ways to read the topic:
+:class:`ConfigFollower` reads partitions from the beginning in a daemon thread and keeps following
+them, so changes apply while a service runs; every record goes to a callback (the tracker compiles
+rules from it, :class:`CameraConfigs` keeps the parsed configs). Two ways to read the topic:
 
 * no ``group_id`` (tracker, captioner): every partition, assigned by hand — every process sees
   every camera;
 * with ``group_id`` (ingest replicas): a consumer group, so Kafka shares the partitions among the
   processes of the group (cooperative-sticky: a rebalance moves only the partitions it must). Each
-  assigned partition is read from the beginning; a revoked or lost one drops its cameras, and
-  ``on_revoke`` is called with them *before* the partition goes to another member, so the owner
-  can stop those cameras first (one camera is never served by two members at once).
+  assigned partition is read from the beginning; for a revoked or lost one ``on_revoke`` is called
+  *before* the partition goes to another member, so the owner can stop its cameras first (one
+  camera is never served by two members at once).
 
-:meth:`snapshot` gives only cameras of partitions read up to their end since assignment, so a
-reader does not act on an old record that a later one in the same partition overrides.
+``synced`` is set once every partition assigned so far has been read to its end (or the topic did
+not exist at the first look: nothing to wait for); :meth:`ConfigFollower.start_synced` is how a
+service waits for it, bounded, before it handles its first message.
+
+:class:`CameraConfigs` is the thread-safe camera_id → :class:`CameraConfig` map: a tombstone (null
+value) removes a camera's config; an invalid config is logged with the camera and the field and
+the previous one stays in force. :meth:`CameraConfigs.snapshot` gives only cameras of partitions
+read up to their end since assignment, so a reader does not act on an old record that a later one
+in the same partition overrides.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
@@ -33,92 +39,93 @@ from vsa.schemas import CameraConfig, SchemaError
 
 log = logging.getLogger("vsa.camera_configs")
 
+#: Called with (key, value, partition) of each record; value None is a tombstone.
+RecordHook = Callable[[bytes | None, bytes | None, int], None]
 #: Called with the camera_ids of revoked partitions; returns once they may run elsewhere.
 RevokeHook = Callable[[set[str]], None]
+#: Called with revoked or lost partition numbers, before they go to another member.
+PartitionsHook = Callable[[set[int]], None]
 
 
-class CameraConfigs:
-    """Thread-safe map camera_id → :class:`CameraConfig`, fed from Kafka by :meth:`start`."""
+class ConfigFollower:
+    """Reads the camera-config topic into ``on_record``, from the beginning, in a daemon thread.
+
+    Args:
+        client_id: Kafka client id (the hand-assigning reader's group is ``{client_id}-cfg``,
+            used for nothing but the name; it commits nothing).
+        on_record: gets every record, in partition order, in the follower's thread.
+        group_id: read as a member of this group (partitions shared); None: every partition.
+        on_revoke: with ``group_id``, called with revoked/lost partitions before they move.
+
+    A missing topic is waited for (checked every 2 s). A failure of the reader is logged
+    (``camera_config_follower_failed``); the service keeps its last configs.
+    """
 
     def __init__(
         self,
         kafka: KafkaSettings,
         topic: str,
         client_id: str,
+        on_record: RecordHook,
         group_id: str | None = None,
-        on_revoke: RevokeHook | None = None,
+        on_revoke: PartitionsHook | None = None,
     ) -> None:
         self.kafka, self.topic, self.client_id = kafka, topic, client_id
-        self.group_id, self.on_revoke = group_id, on_revoke
-        self._configs: dict[str, CameraConfig] = {}
-        self._partition_of: dict[str, int] = {}
+        self.on_record, self.group_id, self.on_revoke = on_record, group_id, on_revoke
+        self.synced = threading.Event()
         self._loading: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.invalid = 0
-
-    def get(self, camera_id: str) -> CameraConfig | None:
-        with self._lock:
-            return self._configs.get(camera_id)
-
-    def snapshot(self) -> dict[str, CameraConfig]:
-        """Configs of the cameras whose partition was read to its end since it was assigned."""
-        with self._lock:
-            return {
-                camera_id: config
-                for camera_id, config in self._configs.items()
-                if self._partition_of.get(camera_id) not in self._loading
-            }
-
-    def apply(self, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
-        """Apply one record of the topic (also used directly by tests and tools)."""
-        camera_id = (key or b"").decode("utf-8", "replace")
-        if value is None:
-            with self._lock:
-                self._configs.pop(camera_id, None)
-                self._partition_of.pop(camera_id, None)
-            return
-        try:
-            config = CameraConfig.from_bytes(value)
-        except SchemaError as exc:
-            self.invalid += 1
-            event(log, "camera_config_invalid", logging.ERROR, camera_id=camera_id, error=str(exc))
-            return
-        with self._lock:
-            self._configs[config.camera_id] = config
-            if partition is not None:
-                self._partition_of[config.camera_id] = partition
-
-    def loading(self, partitions: set[int]) -> None:
-        """Hide ``partitions`` from :meth:`snapshot` until :meth:`loaded` (read to the end)."""
-        with self._lock:
-            self._loading |= partitions
-
-    def loaded(self, partition: int) -> None:
-        with self._lock:
-            self._loading.discard(partition)
-
-    def drop_partitions(self, partitions: set[int]) -> set[str]:
-        """Forget the cameras of ``partitions`` (revoked); returns their camera_ids."""
-        with self._lock:
-            gone = {c for c, p in self._partition_of.items() if p in partitions}
-            for camera_id in gone:
-                self._configs.pop(camera_id, None)
-                self._partition_of.pop(camera_id, None)
-            self._loading -= partitions
-        return gone
 
     def start(self) -> None:
-        """Follow the topic in a daemon thread (a missing topic is waited for)."""
-        self._thread = threading.Thread(target=self._run, name="camera-configs", daemon=True)
+        """Follow the topic in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="camera-config", daemon=True)
         self._thread.start()
+
+    def wait_synced(self, timeout_s: float) -> bool:
+        """Block until the topic was read to its end (True) or ``timeout_s`` passed (False)."""
+        return self.synced.wait(timeout_s)
+
+    def start_synced(self, timeout_s: float) -> bool:
+        """Start, then wait up to ``timeout_s`` (0: not at all) until synced; whether it is.
+
+        Not synced in time is a warning, not an error: the service runs, and its first messages
+        may see no config or an old one."""
+        self.start()
+        if timeout_s > 0 and not self.wait_synced(timeout_s):
+            event(log, "camera_config_not_synced", logging.WARNING, waited_s=timeout_s)
+        return self.synced.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def loading(self, partitions: set[int]) -> None:
+        """Mark ``partitions`` as not yet read to their end (assigned from the beginning)."""
+        with self._lock:
+            self._loading |= partitions
+            if not self._loading:
+                self.synced.set()  # assigned nothing: nothing to wait for
+
+    def loaded(self, partition: int) -> None:
+        """``partition`` was read to its end; synced once no partition is left loading."""
+        with self._lock:
+            self._loading.discard(partition)
+            if not self._loading:
+                self.synced.set()
+
+    def loading_partitions(self) -> frozenset[int]:
+        with self._lock:
+            return frozenset(self._loading)
 
     def _run(self) -> None:
         group = self.group_id or f"{self.client_id}-cfg"
-        consumer = Consumer(
-            consumer_config(self.kafka, self.client_id, group, **self._group_options())
-        )
+        options: dict[str, object] = {"enable.partition.eof": True}
+        if self.group_id:
+            options["partition.assignment.strategy"] = "cooperative-sticky"
+        consumer = Consumer(consumer_config(self.kafka, self.client_id, group, **options))
         try:
             assigned = self._subscribe(consumer) if self.group_id else False
             while not self._stop.is_set():
@@ -127,30 +134,32 @@ class CameraConfigs:
                     if not assigned:
                         self._stop.wait(2.0)
                         continue
-                for msg in consumer.consume(100, 0.5):
-                    self._on_message(msg)
+                self._consume(consumer.consume(500, 0.5))
+        except Exception:  # the service keeps its last configs; say loudly that they may be stale
+            log.exception("camera_config_follower_failed")
         finally:
             consumer.close()
 
-    def _group_options(self) -> dict[str, object]:
-        options: dict[str, object] = {"enable.partition.eof": True}
-        if self.group_id:
-            options["partition.assignment.strategy"] = "cooperative-sticky"
-        return options
-
-    def _on_message(self, msg: Message) -> None:
-        error = msg.error()
-        if error is None:
-            self.apply(msg.key(), msg.value(), msg.partition())
-        elif error.code() == KafkaError._PARTITION_EOF:
-            self.loaded(msg.partition() or 0)
+    def _consume(self, messages: Sequence[Message]) -> None:
+        for msg in messages:
+            error = msg.error()
+            if error is None:
+                self.on_record(msg.key(), msg.value(), msg.partition() or 0)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                self.loaded(msg.partition() or 0)
+            else:
+                event(log, "camera_config_consume_error", logging.WARNING, error=error.str())
 
     def _assign(self, consumer: Consumer) -> bool:
+        """Assign every partition from the beginning; False while the topic does not exist."""
         meta = consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
         if meta is None or meta.error is not None or not meta.partitions:
+            self.synced.set()  # nothing to wait for; configs that appear later still apply
             return False
-        self.loading(set(meta.partitions))
-        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        partitions = sorted(meta.partitions)
+        self.loading(set(partitions))
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        event(log, "camera_config_following", topic=self.topic, partitions=len(partitions))
         return True
 
     def _subscribe(self, consumer: Consumer) -> bool:
@@ -172,18 +181,94 @@ class CameraConfigs:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
-        cameras = self.drop_partitions(numbers)
+        if self.on_revoke is not None:
+            self.on_revoke(numbers)
+        with self._lock:
+            self._loading -= numbers
+
+
+class CameraConfigs:
+    """Thread-safe map camera_id → :class:`CameraConfig`, fed by a :class:`ConfigFollower`.
+
+    ``start``, ``start_synced`` and ``stop`` are the follower's (``self.follower``).
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        client_id: str,
+        group_id: str | None = None,
+        on_revoke: RevokeHook | None = None,
+    ) -> None:
+        self.topic, self.on_revoke = topic, on_revoke
+        self.follower = ConfigFollower(
+            kafka, topic, client_id, self.apply, group_id=group_id, on_revoke=self._revoked
+        )
+        self._configs: dict[str, CameraConfig] = {}
+        self._partition_of: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.invalid = 0
+
+    def start(self) -> None:
+        self.follower.start()
+
+    def start_synced(self, timeout_s: float) -> bool:
+        return self.follower.start_synced(timeout_s)
+
+    def stop(self) -> None:
+        self.follower.stop()
+
+    def get(self, camera_id: str) -> CameraConfig | None:
+        with self._lock:
+            return self._configs.get(camera_id)
+
+    def snapshot(self) -> dict[str, CameraConfig]:
+        """Configs of the cameras whose partition was read to its end since it was assigned."""
+        loading = self.follower.loading_partitions()
+        with self._lock:
+            return {
+                camera_id: config
+                for camera_id, config in self._configs.items()
+                if self._partition_of.get(camera_id) not in loading
+            }
+
+    def apply(self, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        """Apply one record of the topic (also used directly by tests and tools)."""
+        camera_id = (key or b"").decode("utf-8", "replace")
+        if value is None:
+            with self._lock:
+                self._configs.pop(camera_id, None)
+                self._partition_of.pop(camera_id, None)
+            return
+        try:
+            config = CameraConfig.from_bytes(value)
+        except SchemaError as exc:
+            self.invalid += 1
+            event(log, "camera_config_invalid", logging.ERROR, camera_id=camera_id, error=str(exc))
+            return
+        with self._lock:
+            self._configs[config.camera_id] = config
+            if partition is not None:
+                self._partition_of[config.camera_id] = partition
+
+    def drop_partitions(self, partitions: set[int]) -> set[str]:
+        """Forget the cameras of ``partitions`` (revoked); returns their camera_ids."""
+        with self._lock:
+            gone = {c for c, p in self._partition_of.items() if p in partitions}
+            for camera_id in gone:
+                self._configs.pop(camera_id, None)
+                self._partition_of.pop(camera_id, None)
+        return gone
+
+    def _revoked(self, partitions: set[int]) -> None:
+        cameras = self.drop_partitions(partitions)
         event(
             log,
             "camera_config_revoked",
             topic=self.topic,
-            partitions=sorted(numbers),
+            partitions=sorted(partitions),
             cameras=sorted(cameras),
         )
         if self.on_revoke is not None and cameras:
             self.on_revoke(cameras)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
