@@ -39,8 +39,10 @@ class TrackerMetrics:
         )
         self.offset_gaps = Counter(
             "vsa_tracker_offset_gaps",
-            "Seeks back to a detections offset the stream skipped (see offsets.py).",
-            ["service"],
+            "Detections offsets the stream skipped: outcome sought (the partition was sought back "
+            "to the missing offset) or given_up (no record came at that offset after every seek; "
+            "the worker went on without it). See offsets.py.",
+            ["service", "outcome"],
             registry=registry,
         )
         self.config_invalid = Counter(

@@ -1,18 +1,25 @@
 """Which consumed offsets the tracker may apply, per partition: a guard against skipped records.
 
-A partition's records can reach the agent with one missing. On this machine it happened right
-after a restart, around the seek to the committed offsets that Faust makes when the table
-recovery completes, while records were already flowing (seen with ``Stream.take_events`` in
-about one kill -9 restart in three; not seen since the agent has its own queue, but nothing in
-Faust rules it out). The missing record is never acknowledged, so its offset is never committed,
-yet the live worker would go on without it: that camera would miss a frame, and the frames after
-it would be tracked from a different state than the offline replay's.
+A partition's records can reach the agent with one missing. It was seen right after a restart,
+around the seek to the committed offsets that Faust makes when the table recovery completes,
+while records were already flowing (with ``Stream.take_events`` in about one kill -9 restart in
+three), and Faust has more ways to skip a record (its fetch loop drops a record whose offset is
+below the highest one it delivered for the partition; its stream drops, and acknowledges, an
+event that arrives while flow control is suspended). The missing record is never acknowledged,
+so its offset is never committed, yet the live worker would go on without it: that camera would
+miss a frame, and the frames after it would be tracked from a different state than the offline
+replay's.
 
 :class:`OffsetGuard` remembers, per partition, the offset that must come next. A record past it
-is a gap: the runner drops it (does not apply or acknowledge it) and seeks the partition back to
-the missing offset, again every ``retry_s`` until the missing record arrives. A topic may have
-offsets without records (transaction markers): after ``max_seeks`` attempts the guard gives up on
-the missing offset and moves on to the lowest offset it dropped, and says so.
+is a gap: the runner drops it (does not apply or acknowledge it), pauses the partition and seeks
+it back to the missing offset until the missing record arrives (``service.py`` says why the
+partition must be paused during the seek: without that, the seek was undone by the batch Faust
+was delivering, and every retry failed the same way). A topic may have offsets without records
+(transaction markers): after ``max_seeks`` seeks proven vain (the partition came back past the
+missing offset without it; time alone proves nothing) the guard gives up on the missing offset
+and moves on to the lowest offset it dropped, and says so (an error log ``offset_gap_given_up``
+and ``vsa_tracker_offset_gaps_total{outcome="given_up"}``). vsa's producers are not
+transactional, so a give-up there is a bug; the integration tests assert none.
 """
 
 from __future__ import annotations
@@ -28,11 +35,18 @@ K = TypeVar("K", bound=Hashable)
 
 @dataclass
 class Gap:
-    """A partition waiting for a missing offset."""
+    """A partition waiting for a missing offset.
+
+    ``misses``: seeks proven vain: after the seek the partition was delivered again past the
+    missing offset (an offset already dropped came back) without the missing one.
+    ``pending``: a seek was made and nothing has proven it vain yet.
+    """
 
     expected: int
     lowest_dropped: int
-    seeks: int = 0
+    highest_dropped: int
+    misses: int = 0
+    pending: bool = False
     last_seek: float = float("-inf")
 
 
@@ -40,8 +54,11 @@ class OffsetGuard(Generic[K]):
     """Per partition (any hashable key), the next offset to apply.
 
     Args:
-        retry_s: seconds between seeks back to a missing offset.
-        max_seeks: seeks before a missing offset is given up (treated as a hole in the log).
+        retry_s: seconds after which a seek that brought nothing back yet is made again (a
+            seek proven vain is made again at once).
+        max_seeks: seeks proven vain before a missing offset is given up (treated as a hole in
+            the log). Only evidence counts, never time: a slow refetch on a loaded machine is
+            sought again, never given up.
         clock: monotonic seconds (tests pass a fake).
     """
 
@@ -67,9 +84,15 @@ class OffsetGuard(Generic[K]):
             return "seen"
         gap = self.gaps.get(key)
         if gap is None:
-            self.gaps[key] = Gap(expected, offset)
-        else:
-            gap.lowest_dropped = min(gap.lowest_dropped, offset)
+            self.gaps[key] = Gap(expected, offset, offset)
+            return "gap"
+        if offset <= gap.highest_dropped and gap.pending:
+            # Records queued before the seek come in rising order above every dropped offset;
+            # one at or below them was fetched again after the seek: the seek was in vain.
+            gap.misses += 1
+            gap.pending = False
+        gap.lowest_dropped = min(gap.lowest_dropped, offset)
+        gap.highest_dropped = max(gap.highest_dropped, offset)
         return "gap"
 
     def due_seeks(self) -> list[tuple[K, int, bool]]:
@@ -81,13 +104,13 @@ class OffsetGuard(Generic[K]):
         now = self.clock()
         due = []
         for key, gap in self.gaps.items():
-            if now - gap.last_seek < self.retry_s:
+            if gap.pending and now - gap.last_seek < self.retry_s:
                 continue
-            gave_up = gap.seeks >= self.max_seeks
+            gave_up = gap.misses >= self.max_seeks
             if gave_up:
-                gap.expected, gap.seeks = gap.lowest_dropped, 0
+                gap.expected, gap.misses = gap.lowest_dropped, 0
                 self._next[key] = gap.expected
-            gap.seeks += 1
+            gap.pending = True
             gap.last_seek = now
             due.append((key, gap.expected, gave_up))
         return due

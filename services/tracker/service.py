@@ -22,7 +22,19 @@ Faust's own batching (``Stream.take_events``) is not used: with it, in about one
 three of the kill -9 integration test, a record between two batches never reached the agent
 (its camera missed a frame for good); with this queue and explicit acks the test passed every
 time. An :class:`~.offsets.OffsetGuard` also checks that each partition's offsets arrive without
-a hole and seeks back to a missing one, whatever skipped it.
+a hole, whatever skipped it, and repairs one (``_seek_gaps``):
+
+- the events past the hole are neither applied nor acknowledged (Faust must never commit past
+  the missing record), and they are *released*: taken out of the consumer's set of unacked
+  messages, or Faust's ``wait_empty`` (on every rebalance and on SIGTERM) would wait for them
+  for ever (the stream's iterator keeps a reference to the last event it handed out);
+- the partition is paused in Faust before it is sought back to the missing offset, and resumed
+  after the seek. Faust's fetch loop drops every fetched record whose offset is below the
+  highest offset it delivered for the partition (its "read offset"); ``seek_wait`` lowers that
+  read offset, but a fetched batch still being delivered raised it again at once, so all the
+  records fetched again after the seek were dropped, the seek was retried in vain and the guard
+  gave up on the missing record (a frame lost for the live worker). Records of a paused
+  partition are not delivered at all, so the batch in flight can no longer undo the seek.
 
 The table is partitioned like the detections topic (same partition count, keys hashed with
 murmur2 by every producer), so a camera's state lives in its detections partition: the worker
@@ -70,6 +82,8 @@ log = logging.getLogger("vsa.tracker")
 TABLE_NAME = "camera-state"
 #: Exit status after a failed produce (nothing committed; the batch will be redelivered).
 EXIT_PRODUCE_FAILED = 3
+#: Seconds a seek back to a missing offset may take before the agent goes on (it is retried).
+SEEK_TIMEOUT_S = 10.0
 
 
 def faust_broker(kafka: KafkaSettings) -> str:
@@ -206,6 +220,7 @@ class TrackerService:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.batches = 0
         self.guard: OffsetGuard[TP] = OffsetGuard()
+        self.paused: set[TP] = set()  # partitions paused until a gap in them is sought back
         # Next offset to handle per detections partition, for vsa_consumer_lag (Faust's
         # aiokafka consumer has no librdkafka statistics to take it from).
         self.handled_to: dict[TP, int] = {}
@@ -233,9 +248,7 @@ class TrackerService:
     ) -> None:
         """Process, produce and wait for acks, write the states, then ack the events."""
         started = time.perf_counter()
-        events = [
-            ev for ev in events if self.guard.check(ev.message.tp, ev.message.offset) != "gap"
-        ]
+        events = self._in_order(events)
         records = [_record(ev) for ev in events]
         self.metrics.count_in(self.detections_name, len(records))
         plan = self.handler.handle(records, self._load)
@@ -256,14 +269,74 @@ class TrackerService:
         self.batches += 1
         self.health.beat()
 
+    def _in_order(self, events: Sequence[faust.EventT[Any]]) -> list[faust.EventT[Any]]:
+        """The events the guard lets through; those past a hole are released (not acked) and
+        their partition is paused until ``_seek_gaps`` has sought it back."""
+        accepted = []
+        consumer = self.app.consumer
+        for ev in events:
+            tp, offset = ev.message.tp, ev.message.offset
+            if self.guard.check(tp, offset) != "gap":
+                accepted.append(ev)
+                continue
+            if offset == self.guard.gaps[tp].lowest_dropped:
+                event(
+                    log,
+                    "offset_gap",
+                    logging.WARNING,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    expected=self.guard.gaps[tp].expected,
+                    got=offset,
+                )
+            self._pause(tp)
+            consumer.unacked.discard(ev.message)
+        return accepted
+
+    def _pause(self, tp: TP) -> None:
+        # Faust's own TP: its set of active partitions asserts the type (a message's tp is
+        # aiokafka's TopicPartition, and resume_partitions adds what it is given unconverted).
+        self.app.consumer.pause_partitions({TP(tp.topic, tp.partition)})
+        self.paused.add(tp)
+
     async def _seek_gaps(self) -> None:
-        """Seek partitions with a missing offset back to it (see ``offsets.py``)."""
+        """Seek partitions with a missing offset back to it (see ``offsets.py``), each paused
+        while it is sought. Not during a rebalance or a shutdown: the rebalance seeks every
+        partition to its committed offset (and ``_on_revoked`` clears the guard)."""
+        consumer = self.app.consumer
+        for tp in [tp for tp in self.paused if tp not in self.guard.gaps]:  # closed meanwhile
+            self._resume(tp)
         for tp, offset, gave_up in self.guard.due_seeks():
+            if not self._may_seek(tp):
+                continue
             level = logging.ERROR if gave_up else logging.WARNING
             name = "offset_gap_given_up" if gave_up else "offset_gap_seek"
             event(log, name, level, topic=tp.topic, partition=tp.partition, offset=offset)
-            self.tracker_metrics.offset_gaps.labels(SERVICE).inc()
-            await self.app.consumer.seek_wait({tp: offset})
+            outcome = "given_up" if gave_up else "sought"
+            self.tracker_metrics.offset_gaps.labels(SERVICE, outcome).inc()
+            self._pause(tp)
+            try:
+                await asyncio.wait_for(consumer.seek_wait({tp: offset}), SEEK_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                event(log, "offset_gap_seek_timeout", logging.WARNING, partition=tp.partition)
+            finally:
+                self._resume(tp)
+
+    def _resume(self, tp: TP) -> None:
+        """Resume a partition this service paused, unless a rebalance or a shutdown owns the
+        flow now (Faust resumes every partition it assigns)."""
+        if self._may_seek(tp):
+            self.app.consumer.resume_partitions({TP(tp.topic, tp.partition)})
+            self.paused.discard(tp)
+
+    def _may_seek(self, tp: TP) -> bool:
+        consumer = self.app.consumer
+        return (
+            self.app.flow_control.is_active()
+            and not self.app.rebalancing
+            and not self.app.should_stop
+            and tp in consumer.assignment()
+        )
 
     async def _produce(self, plan: BatchPlan) -> None:
         """Send outputs and dead letters; return once Kafka acknowledged every one.
@@ -346,6 +419,7 @@ class TrackerService:
     async def _on_revoked(self, *_: Any, **__: Any) -> None:
         self.health.ready = False
         self.guard.forget()  # Faust seeks every partition to its committed offset
+        self.paused.clear()  # and resumes every partition it assigns
         self.handled_to.clear()
         self.metrics.consumer_lag.clear()  # partitions may move to another worker
 

@@ -177,6 +177,24 @@ class TopicReader:
                     self.values[str(msg.topic())].append(bytes(msg.value() or b""))
                     self.headers[str(msg.topic())].append(header_list(msg.headers()))
 
+    def read_to_end(self, timeout_s: float = 60) -> None:
+        """Read every assigned partition up to its end offset (high watermark) as of now: what
+        the topics hold at this moment is all in ``values`` afterwards (late duplicates too)."""
+        ends = {}
+        for tp in self.consumer.assignment():
+            _, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            ends[(tp.topic, tp.partition)] = high
+
+        def behind() -> list[tuple[str, int]]:
+            positions = self.consumer.position([TopicPartition(t, p) for t, p in ends])
+            return [
+                (tp.topic, tp.partition)
+                for tp in positions
+                if ends[(tp.topic, tp.partition)] > max(tp.offset, 0)
+            ]
+
+        self.poll_until(lambda: not behind(), timeout_s, "the topics' end offsets")
+
     def close(self) -> None:
         self.consumer.close()
 
@@ -308,9 +326,38 @@ class TrackerWorker:
         return values
 
     def stop(self, timeout_s: float = 30) -> int:
-        """SIGTERM and wait: the exit status."""
+        """SIGTERM: the exit status; fails if the worker is still running after ``timeout_s``
+        (a worker must end in bounded time, e.g. Faust must not wait for an event for ever)."""
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout_s)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            tail = self.log.read_text()[-3000:]
+            message = f"worker still running {timeout_s} s after SIGTERM: {tail}"
+            raise AssertionError(message) from None
+
+    def wait_caught_up(self, topic: str, partitions: int, timeout_s: float = 60) -> None:
+        """Wait until ``vsa_consumer_lag`` is 0 on ``partitions`` partitions of ``topic``: every
+        record fetched was handled, so its outputs are in Kafka (refreshed every 2 s)."""
+        deadline = time.monotonic() + timeout_s
+        lags: list[float] = []
+        while time.monotonic() < deadline:
+            lags = self.samples("vsa_consumer_lag", topic=topic)
+            if len(lags) == partitions and not any(lags):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"lag of {topic} not 0 on {partitions} partitions: {lags}")
+
+    def assert_no_gap_given_up(self) -> None:
+        """No skipped offset was given up (the worker would have gone on without a record);
+        from the metric while the worker runs, and from its log."""
+        if self.proc.poll() is None:
+            given_up = self.metric("vsa_tracker_offset_gaps_total", outcome="given_up")
+            assert given_up == 0, f"{given_up} offset gaps given up"
+        assert "offset_gap_given_up" not in self.log.read_text()
+
+    def gaps_sought(self) -> float:
+        return self.metric("vsa_tracker_offset_gaps_total", outcome="sought")
 
     def kill(self) -> None:
         """SIGKILL: no flush, no commit, no goodbye."""
@@ -382,15 +429,8 @@ def test_outputs_equal_the_offline_replay(
     assert worker.metric("vsa_tracker_frames_total", outcome="already_applied") == 4  # 30, 31
     # Everything handled: the lag of each assigned detections partition drops to 0 (it is
     # refreshed every 2 s).
-    detections = names.name("detections")
-    lags: list[float] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        lags = worker.samples("vsa_consumer_lag", topic=detections)
-        if len(lags) == PARTITIONS and not any(lags):
-            break
-        time.sleep(0.5)
-    assert lags == [0.0] * PARTITIONS
+    worker.wait_caught_up(names.name("detections"), PARTITIONS, 10)
+    worker.assert_no_gap_given_up()
     assert worker.stop() == 0
     reader.close()
 
@@ -421,8 +461,9 @@ def test_malformed_detections_go_to_the_dead_letters_and_configs_apply_live(
     assert reader.values[names.name("alerts")] == []  # no rules yet
 
     produce(kafka, names.name("camera_config"), [(b"lab", scene_config("lab").to_bytes())])
-    deadline = time.monotonic() + 15
-    while worker.metric("vsa_tracker_cameras_with_rules") < 1 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    while worker.metric("vsa_tracker_cameras_with_rules") < 1:  # the config applied
+        assert time.monotonic() < deadline, "the camera config did not apply in 30 s"
         time.sleep(0.2)
     produce(kafka, names.name("detections"), [(b"lab", m.to_bytes()) for m in scene[40:]])
     reader.poll_until(lambda: distinct_frames(reader, names) >= 115, 60, "all frames tracked")
@@ -462,8 +503,9 @@ def test_kill_9_and_restart_with_an_empty_datadir(
     reader.poll_until(
         lambda: distinct_frames(reader, names) >= expected.frames(), 90, "every frame tracked"
     )
-    time.sleep(1.0)  # late duplicates, if any, would show up now
-    reader.poll_until(lambda: True, 1, "")
+    # Every record handled, then everything the topics hold read: late duplicates included.
+    second.wait_caught_up(names.name("detections"), PARTITIONS)
+    reader.read_to_end()
     outputs = group_outputs(reader, names)
     assert killed_at < expected.frames(), "the worker finished before it was killed"
     assert_same_as_replay(outputs, expected)
@@ -472,7 +514,9 @@ def test_kill_9_and_restart_with_an_empty_datadir(
     assert second.metric("vsa_tracker_frames_total", outcome="already_applied") > 8
     assert second.metric("vsa_tracker_frames_total", outcome="applied") > 0
     print(f"killed after {killed_at} frames; {outputs.copies} messages for {outputs.distinct} ")
+    second.assert_no_gap_given_up()
     assert second.stop() == 0
+    second.assert_no_gap_given_up()  # the log, to the end
     reader.close()
 
 
@@ -506,14 +550,20 @@ def test_two_workers_share_the_cameras_across_rebalances(
     tracked(three_quarters - 8, "the third quarter")
     assert two.metric("vsa_tracker_frames_total", outcome="applied") > 0
 
+    one.assert_no_gap_given_up()
     assert one.stop() == 0  # graceful: commits and leaves the group
+    one.assert_no_gap_given_up()
     assert two.wait_ready(60)
     produce_detections(kafka, names, stream[three_quarters:])
     tracked(expected.frames(), "every frame")
-    time.sleep(1.0)
-    reader.poll_until(lambda: True, 1, "")
+    # Every record handled, then everything the topics hold read (the tracks were waited for;
+    # the keyframes and alerts of the last frames may still be unread).
+    two.wait_caught_up(names.name("detections"), PARTITIONS)
+    reader.read_to_end()
     assert_same_as_replay(group_outputs(reader, names), expected)
+    two.assert_no_gap_given_up()
     assert two.stop() == 0
+    two.assert_no_gap_given_up()
     reader.close()
 
 
@@ -560,10 +610,11 @@ def test_a_record_the_stream_skips_is_fetched_again(
     expected = expected_outputs(cameras)
     reader = TopicReader(kafka, [names.name(t) for t in OUTPUT_TOPICS])
     reader.poll_until(lambda: distinct_frames(reader, names) >= expected.frames(), 60, "frames")
-    time.sleep(0.5)
-    reader.poll_until(lambda: True, 1, "")
+    worker.wait_caught_up(names.name("detections"), PARTITIONS)
+    reader.read_to_end()
     assert_same_as_replay(group_outputs(reader, names), expected)
-    assert worker.metric("vsa_tracker_offset_gaps_total") >= 1
+    assert worker.gaps_sought() >= 1
+    worker.assert_no_gap_given_up()  # the seek brought the missing record back
     assert worker.stop() == 0
     reader.close()
 
@@ -596,8 +647,8 @@ def test_a_camera_whose_frame_seq_restarts_is_tracked_again(
     two = start_worker(VSA_TRACKER_RULES_FILE=rules)  # the same data folder, as in the demo
     two.wait_ready(90)
     tracked(230, "the second run")
-    time.sleep(1.0)
-    reader.poll_until(lambda: True, 1, "")
+    two.wait_caught_up(names.name("detections"), PARTITIONS)
+    reader.read_to_end()
     rulebook = {"lab": compile_rules(scene_config("lab"), None)}
     expected = list(replay([*first_run, *second_run], rulebook))
     for topic in OUTPUT_TOPICS:

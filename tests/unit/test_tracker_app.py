@@ -210,14 +210,31 @@ def test_offset_guard_gives_up_on_a_hole_in_the_log() -> None:
     guard: OffsetGuard[int] = OffsetGuard(retry_s=1.0, max_seeks=2, clock=clock)
     guard.check(0, 0)
     assert guard.check(0, 2) == "gap"  # offset 1 is a transaction marker, say
-    for second in range(2):
-        clock.now = float(second * 2)
+    assert guard.check(0, 3) == "gap"
+    for _ in range(2):
         assert guard.due_seeks() == [(0, 1, False)]
-    clock.now = 10.0
+        assert guard.due_seeks() == []  # sought, nothing back yet
+        assert guard.check(0, 2) == "gap"  # fetched again without offset 1: in vain
+        assert guard.check(0, 3) == "gap"
     assert guard.due_seeks() == [(0, 2, True)]  # now expects the lowest dropped offset
     assert guard.check(0, 2) == "next"
     guard.forget()
     assert guard.check(0, 100) == "next"
+
+
+def test_offset_guard_never_gives_up_for_time_alone() -> None:
+    """A loaded worker may take long to fetch again: the seek is repeated every retry_s, and
+    records queued before the seek (rising past every dropped offset) prove nothing."""
+    clock = Clock()
+    guard: OffsetGuard[int] = OffsetGuard(retry_s=1.0, max_seeks=2, clock=clock)
+    guard.check(0, 10)
+    assert guard.check(0, 12) == "gap"  # 11 missing
+    for second in range(1, 20):
+        assert guard.due_seeks() == [(0, 11, False)]
+        assert guard.check(0, 12 + second) == "gap"  # queued before the seek, not a refetch
+        clock.now = float(second)
+    assert guard.check(0, 11) == "next"
+    assert guard.gaps == {}
 
 
 # ---------------------------------------------------------------------------------- rule book
