@@ -19,15 +19,17 @@ from vsa.runtime.logs import event
 from vsa.runtime.settings import ConfigError
 from vsa.schemas import FrameMeta, FrameRef
 
-from .backends import BackendError, DetectorBackend, build_backend
+from .backends import BackendError, DetectorBackend, build_backend, ort_config
 from .backends.config import TensorRTConfig, TorchConfig
 from .config import BUNDLED_MODELS, DetectorSettings
 from .core import DetectorCore, FrameDetector, FrameInput
 from .darknet import DarknetError
+from .int8_cpu import CpuInt8, saturation_risk
 from .jpeg import FrameError
 from .models import (
     DEFAULT_INPUT_SIZE,
     DEFAULT_MODEL,
+    INT8_MODEL,
     ModelFetchError,
     bundled_model,
     fetch_yolov3_tiny,
@@ -54,6 +56,30 @@ def resolve_model(model: str, input_size: tuple[int, int] | None) -> tuple[Path,
         return info.path, model_id
     path = Path(model).expanduser()
     return path, file_model_id(path)
+
+
+def faithful_model(
+    settings: DetectorSettings, path: Path, model_id: str, cpu: CpuInt8 | None = None
+) -> tuple[Path, str]:
+    """``(path, model_id)``, or the FP32 model's when the bundled INT8 model would lose boxes on
+    this CPU (see :mod:`.int8_cpu`); a user's INT8 file that would is loaded with a warning.
+
+    Only ONNX Runtime on the CPU is concerned (other backends run their own kernels).
+    """
+    options = ort_config(settings.backend)
+    if options is None or options.providers[0] != "CPUExecutionProvider":
+        return path, model_id
+    try:
+        reason = saturation_risk(path, cpu)
+    except Exception:  # an unreadable file: loading it says what is wrong, with its name
+        return path, model_id
+    if reason is None:
+        return path, model_id
+    if settings.model == INT8_MODEL:
+        event(log, "int8_falls_back_to_fp32", logging.WARNING, model=model_id, reason=reason)
+        return resolve_model(DEFAULT_MODEL, settings.input_size)
+    event(log, "int8_model_loses_boxes_here", logging.WARNING, path=str(path), reason=reason)
+    return path, model_id
 
 
 def class_ids(wanted: Sequence[str], names: Sequence[str], model: Path) -> tuple[int, ...] | None:
@@ -123,7 +149,7 @@ def load_detector(settings: DetectorSettings) -> FrameDetector:
     Raises:
         ConfigError: naming the model file (or bundled model) and what is wrong.
     """
-    path, model_id = resolve_model(settings.model, settings.input_size)
+    path, model_id = faithful_model(settings, *resolve_model(settings.model, settings.input_size))
     backend = _load_backend(settings, path)
     core = FrameDetector(
         backend,

@@ -29,6 +29,7 @@ __all__ = [
     "TensorRTConfig",
     "TorchConfig",
     "build_backend",
+    "ort_config",
 ]
 
 
@@ -55,6 +56,13 @@ def _auto_config(config: AutoConfig) -> OnnxRuntimeConfig:
         intra_op_num_threads=config.intra_op_num_threads,
         providers=available or ("CPUExecutionProvider",),
     )
+
+
+def ort_config(config: BackendConfig) -> OnnxRuntimeConfig | None:
+    """ONNX Runtime options ``config`` runs with (``auto`` resolved); None for other backends."""
+    if isinstance(config, AutoConfig):
+        return _auto_config(config)
+    return config if isinstance(config, OnnxRuntimeConfig) else None
 
 
 def build_backend(
@@ -89,7 +97,8 @@ def build_backend(
     else:
         from .ort_backend import OnnxRuntimeBackend
 
-        ort_config = _auto_config(config) if isinstance(config, AutoConfig) else config
-        backend = OnnxRuntimeBackend(model_path, ort_config)
+        options = ort_config(config)
+        assert options is not None  # neither torch nor tensorrt: auto or onnxruntime
+        backend = OnnxRuntimeBackend(model_path, options)
     backend.warmup()
     return backend
