@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vsa needs on a machine: Java 17 and Maven (the local Kafka and
-# OpenSearch), ffmpeg and rtsp-server-perl (live-stream tests serve the sample clip over RTSP/HTTP).
+# OpenSearch), ffmpeg and rtsp-server-perl (live-stream tests serve the sample clip over RTSP/HTTP),
+# qemu-user (a test runs the INT8 detector as on an x86 CPU without VNNI).
 # Root installs what is missing with apt-get; anyone else gets the command to run.
 #   usage: scripts/system-deps.sh [runtime|test]
 set -euo pipefail
 need=(java:openjdk-17-jre-headless mvn:maven)
 if [[ "${1:-test}" == "test" ]]; then
-  need+=(ffmpeg:ffmpeg rtsp-server-perl:rtsp-server-perl)
+  need+=(ffmpeg:ffmpeg rtsp-server-perl:rtsp-server-perl qemu-x86_64:qemu-user)
 fi
 missing=()
 for pair in "${need[@]}"; do
