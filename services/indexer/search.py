@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
+from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import NotFoundError, OpenSearchException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from typing_extensions import Self
@@ -305,6 +306,10 @@ class Searcher:
                 body = self._knn(vector, query, query.k)
                 return knn_hits(self._call(self.client.search, index=self.index, body=body))
             return self._hybrid(vector, query)
+        except OpenSearchConnectionError as exc:  # refused, reset, timed out (a subclass)
+            raise SearchUnavailableError(
+                f"OpenSearch at {self.settings.opensearch.url} is unreachable; retry later"
+            ) from exc
         except NotFoundError as exc:
             raise SearchUnavailableError(
                 f"index {self.index} does not exist (run vsa indexer)"
