@@ -22,6 +22,8 @@ from typing import Annotated, ClassVar
 from pydantic import Field, StringConstraints, field_validator
 from typing_extensions import Self
 
+from vsa.runtime.redact import mask_secrets
+
 from .codec import HeaderMessage
 from .common import Identifier, KafkaTopicName, NonNegInt64, UnixTs
 
@@ -55,7 +57,8 @@ class DeadLetter(HeaderMessage):
     @field_validator("error_message", mode="before")
     @classmethod
     def _truncate(cls, value: object) -> object:
-        return truncate_message(value) if isinstance(value, str) else value
+        # No credential in a dead-letter header: an error text may quote a URL with user:password.
+        return truncate_message(mask_secrets(value)) if isinstance(value, str) else value
 
     @classmethod
     def for_exception(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from vsa import __version__
 from vsa.runtime.logs import setup_logging
+from vsa.runtime.redact import mask_secrets
 from vsa.runtime.settings import ConfigError
 
 Command = Callable[[argparse.Namespace], int]
@@ -121,23 +124,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level_error(flag: str | None) -> str | None:
+    """One line naming a bad ``--log-level`` (or ``VSA_LOG_LEVEL``) and the valid values."""
+    source, level = (
+        ("--log-level", flag) if flag else ("VSA_LOG_LEVEL", os.environ.get("VSA_LOG_LEVEL"))
+    )
+    if level is None or level.upper() in LOG_LEVELS:
+        return None
+    return (
+        f"vsa: invalid log level {level!r} from {source}: expected one of {', '.join(LOG_LEVELS)}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    bad_level = log_level_error(args.log_level)
+    if bad_level is not None:
+        print(bad_level, file=sys.stderr)
+        return 2
     setup_logging(args.command, args.log_level)
     func: Command = args.func
     try:
         return func(args)
     except ConfigError as exc:
-        print(f"vsa {args.command}: configuration error: {exc}", file=sys.stderr)
+        print(f"vsa {args.command}: configuration error: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         name = type(exc).__name__
         if name in ("DevstackError", "AssetError", "ResumeError"):
-            print(f"vsa {args.command}: {exc}", file=sys.stderr)
+            print(f"vsa {args.command}: {mask_secrets(str(exc))}", file=sys.stderr)
             return 1
-        raise
+        # A traceback may quote a URL with user:password: print it masked, never raw.
+        print(mask_secrets(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vsa.runtime.logs import event
+from vsa.runtime.redact import mask_secrets, mask_url
 from vsa.runtime.settings import load_settings
 
 log = logging.getLogger("vsa.search")
@@ -90,7 +91,8 @@ def init_indices(settings: Any) -> int:
         return 1
     except OpenSearchException as exc:
         print(
-            f"vsa indexer: cannot set up the indices at {settings.opensearch.url}: {exc}",
+            f"vsa indexer: cannot set up the indices at {mask_url(settings.opensearch.url)}: "
+            f"{mask_secrets(str(exc))}",
             file=sys.stderr,
         )
         return 1

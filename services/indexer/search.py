@@ -28,6 +28,7 @@ from opensearchpy.exceptions import NotFoundError, OpenSearchException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from typing_extensions import Self
 
+from vsa.runtime.redact import mask_url
 from vsa.schemas import AlertKind, CameraId, FrameRef
 from vsa.schemas.codec import describe_validation_error
 from vsa.schemas.common import ClassName
@@ -308,7 +309,8 @@ class Searcher:
             return self._hybrid(vector, query)
         except OpenSearchConnectionError as exc:  # refused, reset, timed out (a subclass)
             raise SearchUnavailableError(
-                f"OpenSearch at {self.settings.opensearch.url} is unreachable; retry later"
+                f"OpenSearch at {mask_url(self.settings.opensearch.url)} is unreachable; "
+                "retry later"
             ) from exc
         except NotFoundError as exc:
             raise SearchUnavailableError(

@@ -12,6 +12,7 @@ from typing import Literal
 
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import ServiceMetrics
+from vsa.runtime.redact import mask_secrets
 from vsa.services.ingest.config import CameraSpec, IngestSettings
 from vsa.services.ingest.pacing import Backoff, FpsSampler
 from vsa.services.ingest.queues import CameraQueues
@@ -143,7 +144,7 @@ class CameraWorker(threading.Thread):
         if self.stop_event.is_set():
             return False
         if live:
-            self._report(f"{self.spec.url}: stream ended", "stream_ended")
+            self._report(f"{self.spec.display_url}: stream ended", "stream_ended")
             return self._wait_reconnect()
         return self.spec.loop
 
@@ -162,7 +163,9 @@ class CameraWorker(threading.Thread):
             if self.status.state != "running":
                 self.status.state = "running"
                 self._backoff.reset()
-                event(log, "camera_running", camera_id=self.spec.camera_id, url=self.spec.url)
+                event(
+                    log, "camera_running", camera_id=self.spec.camera_id, url=self.spec.display_url
+                )
             self.status.decoded += 1
             pts = decoded.pts_s if decoded.pts_s is not None else self.status.decoded / 25.0
             if not sampler.keep(pts):
@@ -205,6 +208,7 @@ class CameraWorker(threading.Thread):
         return not self.stop_event.wait(delay)
 
     def _report(self, message: str, kind: str) -> None:
+        message = mask_secrets(message)  # shown in the live table and /healthz, not only logs
         self.status.last_error = message
         self.status.errors = [*self.status.errors[-9:], message]
         self.metrics.count_error(kind)

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from vsa.runtime.redact import mask_url
 from vsa.runtime.settings import (
     ConfigError,
     KafkaSettings,
@@ -58,6 +59,11 @@ class CameraSpec(BaseModel):
         None, ge=16, le=16384, description="Downscale taller frames (px)."
     )
     jpeg_quality: int = Field(85, ge=10, le=100, description="JPEG quality; higher: bigger frames.")
+
+    @property
+    def display_url(self) -> str:
+        """The URL as logs and errors show it: user:password and secret query values masked."""
+        return mask_url(self.url)
 
     @property
     def kind(self) -> SourceKind:
@@ -189,9 +195,9 @@ def camera_from_flag(flag: str, index: int) -> CameraSpec:
     for opt in opts:
         key, sep, value = opt.partition("=")
         if not sep:
-            raise ConfigError(f"--camera {flag!r}: option {opt!r} is not key=value")
+            raise ConfigError(f"--camera {mask_url(flag)!r}: option {opt!r} is not key=value")
         fields[key.strip()] = value.strip()
     try:
         return CameraSpec.model_validate(fields)
     except ValueError as exc:
-        raise ConfigError(f"--camera {flag!r}: {_describe(exc, {})}") from exc
+        raise ConfigError(f"--camera {mask_url(flag)!r}: {_describe(exc, {})}") from exc

@@ -131,7 +131,7 @@ class IngestService:
             log,
             "camera_added",
             camera_id=spec.camera_id,
-            url=spec.url,
+            url=spec.display_url,
             kind=spec.kind,
             frame_seq=first_seq if isinstance(first_seq, int) else "from_kafka",
         )

@@ -17,6 +17,7 @@ import numpy as np
 import simplejpeg
 
 from vsa.runtime.logs import event
+from vsa.runtime.redact import mask_secrets
 from vsa.services.ingest.config import CameraSpec
 from vsa.services.ingest.pacing import fit_size
 
@@ -82,10 +83,10 @@ def read_video(spec: CameraSpec, timeout_s: float, decode_threads: int = 0) -> I
             spec.url, options=open_options(spec, timeout_s), timeout=(timeout_s, timeout_s)
         )
     except (av.FFmpegError, OSError) as exc:
-        raise SourceError(f"cannot open {spec.url}: {exc}") from exc
+        raise SourceError(f"cannot open {spec.display_url}: {mask_secrets(str(exc))}") from exc
     with container:
         if not container.streams.video:
-            raise SourceError(f"{spec.url} has no video stream")
+            raise SourceError(f"{spec.display_url} has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         if decode_threads:
@@ -107,7 +108,8 @@ def _decode_packets(
                 damaged = str(exc)
                 if bad_in_row >= MAX_BAD_PACKETS:
                     raise SourceError(
-                        f"{spec.url}: {bad_in_row} bad packets in a row: {exc}"
+                        f"{spec.display_url}: {bad_in_row} bad packets in a row: "
+                        f"{mask_secrets(str(exc))}"
                     ) from exc
                 continue
             bad_in_row = 0
@@ -115,10 +117,12 @@ def _decode_packets(
                 yield Decoded(frame, None, frame.time, frame.width, frame.height)
     except av.FFmpegError as exc:
         if spec.kind == "live":
-            raise SourceError(f"{spec.url}: stream broke: {exc}") from exc
+            raise SourceError(
+                f"{spec.display_url}: stream broke: {mask_secrets(str(exc))}"
+            ) from exc
         damaged = str(exc)
     if damaged is not None and spec.kind != "live":
-        raise SourceDamagedError(f"{spec.url}: damaged data: {damaged}")
+        raise SourceDamagedError(f"{spec.display_url}: damaged data: {mask_secrets(damaged)}")
 
 
 def read_images(spec: CameraSpec) -> Iterator[Decoded]:
@@ -130,7 +134,7 @@ def read_images(spec: CameraSpec) -> Iterator[Decoded]:
     fps = spec.fps or 10.0
     files = sorted(p for p in Path(spec.url).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise SourceError(f"{spec.url}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise SourceError(f"{spec.display_url}: no images ({', '.join(IMAGE_SUFFIXES)})")
     for index, path in enumerate(files):
         pts_s = index / fps
         try:

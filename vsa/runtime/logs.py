@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any
 
+from vsa.runtime.redact import mask_secrets
+
 _SERVICE = "vsa"
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -42,7 +44,7 @@ class KeyValueFormatter(logging.Formatter):
         line = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
         if record.exc_info:
             line += " exc=" + json.dumps(self.formatException(record.exc_info))
-        return line
+        return mask_secrets(line)  # last line of defence: no credential leaves in a log line
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,7 +61,7 @@ class JsonFormatter(logging.Formatter):
         fields.update(_extras(record))
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
-        return json.dumps(fields, default=str)
+        return mask_secrets(json.dumps(fields, default=str))
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from vsa.runtime.redact import register_model_secrets
+
 #: Largest message any vsa topic carries: room for a 4K JPEG at high quality. The same number is
 #: set on the broker (message.max.bytes), on every topic (max.message.bytes), on producers
 #: (message.max.bytes) and consumers (fetch.max.bytes, max.partition.fetch.bytes), so a frame that
@@ -101,13 +103,15 @@ def load_settings(
         raise ConfigError(f"{yaml_file}: expected a mapping of settings at the top level")
     try:
         with _yaml_file(cls, yaml_file):
-            return cls(**overrides)
+            settings = cls(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid {cls.__name__} from {source}: {problems}") from exc
+    register_model_secrets(settings)  # masked in every log line from now on
+    return settings
 
 
 class KafkaSettings(VsaSettings):
