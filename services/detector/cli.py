@@ -45,6 +45,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--input-size", help="Network input: 416 or HxW such as 320x416.")
     p.add_argument("--max-frames", type=int, help="Stop after this many frames of a video.")
     p.add_argument("--draw", type=Path, metavar="OUTDIR", help="Write annotated JPEGs here.")
+    p.add_argument(
+        "--camera-id",
+        help="camera_id of the output (default: from the file name, e.g. vtest); match the "
+        "rules' camera_id when the output goes to vsa track.",
+    )
     p.set_defaults(func=detect_main)
 
     p = sub.add_parser("models", help="Fetch, convert or describe detector models.")
@@ -116,9 +121,10 @@ def detect_main(args: argparse.Namespace) -> int:
     core = load_detector(settings)
     with args.file.open("rb") as fh:
         is_jpeg = fh.read(2) == JPEG_MAGIC
+    camera_id = args.camera_id or camera_id_for(args.file)
     if is_jpeg:
-        return _detect_jpeg(core, args.file, args.draw)
-    return _detect_video(core, args.file, args.max_frames, args.draw)
+        return _detect_jpeg(core, args.file, args.draw, camera_id)
+    return _detect_video(core, args.file, args.max_frames, args.draw, camera_id)
 
 
 def _emit(
@@ -136,7 +142,7 @@ def _emit(
     sys.stdout.flush()
 
 
-def _detect_jpeg(core: FrameDetector, path: Path, draw: Path | None) -> int:
+def _detect_jpeg(core: FrameDetector, path: Path, draw: Path | None, camera_id: str) -> int:
     import simplejpeg
 
     from vsa.schemas import FrameMeta
@@ -146,7 +152,6 @@ def _detect_jpeg(core: FrameDetector, path: Path, draw: Path | None) -> int:
     from .loading import pseudo_ref
 
     data = path.read_bytes()
-    camera_id = camera_id_for(path)
     try:
         width, height = jpeg_size(data)
     except FrameError as exc:
@@ -186,7 +191,7 @@ def _video_frames(
 
 
 def _detect_video(
-    core: FrameDetector, path: Path, max_frames: int | None, draw: Path | None
+    core: FrameDetector, path: Path, max_frames: int | None, draw: Path | None, camera_id: str
 ) -> int:
     import av
 
@@ -195,7 +200,7 @@ def _detect_video(
     from .jpeg import DecodedFrame
     from .loading import pseudo_ref
 
-    camera_id, mtime = camera_id_for(path), path.stat().st_mtime
+    mtime = path.stat().st_mtime
     batch: list[Decoded] = []
     try:
         for seq, image, pts in _video_frames(path, max_frames):

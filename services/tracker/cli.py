@@ -170,7 +170,7 @@ def read_messages(
 def track_main(args: argparse.Namespace) -> int:
     """``vsa track``: replay, print, summarise on stderr."""
     from .core import TrackerConfig
-    from .replay import ReplayStats, replay
+    from .replay import ReplayStats, replay, rules_coverage_warnings
 
     rules = load_rules(args)
     config = TrackerConfig()
@@ -190,6 +190,8 @@ def track_main(args: argparse.Namespace) -> int:
         except BrokenPipeError:  # the reader went away (| head): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
+    for warning in rules_coverage_warnings(rules, stats.cameras):
+        print(f"vsa track: {warning}", file=sys.stderr)
     counts = ", ".join(f"{n} {t}" for t, n in stats.outputs.items())
     print(
         f"vsa track: {stats.applied} frames applied, {stats.skipped} already applied "

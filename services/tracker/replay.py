@@ -23,6 +23,31 @@ class ReplayStats:
     outputs: dict[str, int] = field(
         default_factory=lambda: {"tracks": 0, "alerts": 0, "keyframes": 0}
     )
+    cameras: set[str] = field(default_factory=set)
+
+
+def rules_coverage_warnings(rule_cameras: Iterable[str], seen_cameras: Iterable[str]) -> list[str]:
+    """Structured warning lines (key=value) when rules and detections do not meet.
+
+    One line for cameras that have rules but never appeared, one for cameras that appeared
+    without rules (they are tracked, but no alert can fire for them); none when both match.
+    """
+    ruled, seen = set(rule_cameras), set(seen_cameras)
+    warnings: list[str] = []
+    unseen = sorted(ruled - seen)
+    unruled = sorted(seen - ruled)
+    if unseen:
+        warnings.append(
+            f"level=warning event=rules_for_unseen_cameras cameras={','.join(unseen)} "
+            f'seen={",".join(sorted(seen)) or "-"} hint="set the camera id (vsa detect '
+            f"--camera-id) or the rules' camera_id\""
+        )
+    if unruled and ruled:
+        warnings.append(
+            f"level=warning event=cameras_without_rules cameras={','.join(unruled)} "
+            f"rules_for={','.join(sorted(ruled))}"
+        )
+    return warnings
 
 
 def replay(
@@ -43,6 +68,7 @@ def replay(
     states: dict[str, bytes | CameraState] = {}
     stats = stats if stats is not None else ReplayStats()
     for message in messages:
+        stats.cameras.add(message.camera_id)
         stored = states.get(message.camera_id)
         if stored is None:
             state = CameraState()

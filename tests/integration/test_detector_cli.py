@@ -114,3 +114,20 @@ def test_detector_stops_at_start_on_a_model_it_cannot_load(
     expected = "model file not found" if content is None else "cannot load the model"
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_detect_camera_id_meets_the_example_rules(vtest: Path, tmp_path: Path) -> None:
+    rules = Path(__file__).parents[2] / "examples" / "vtest-rules.yaml"
+    detections = tmp_path / "d.jsonl"
+    for camera_id, warned in (("cam-0", False), (None, True)):
+        extra = ("--camera-id", camera_id) if camera_id else ()
+        result = vsa("detect", str(vtest), "--max-frames", "5", *extra)
+        assert result.returncode == 0, result.stderr
+        found = [Detections.model_validate_json(line) for line in result.stdout.splitlines()]
+        assert {d.camera_id for d in found} == {camera_id or "vtest"}
+        assert {d.frame.camera_id for d in found} == {camera_id or "vtest"}
+        detections.write_text(result.stdout)
+        tracked = vsa("track", str(detections), "--rules", str(rules), "--only", "alerts")
+        assert tracked.returncode == 0, tracked.stderr
+        assert ("event=rules_for_unseen_cameras cameras=cam-0" in tracked.stderr) is warned
+        assert ("event=cameras_without_rules cameras=vtest" in tracked.stderr) is warned
