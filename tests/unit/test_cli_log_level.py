@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from vsa.cli import main
@@ -21,3 +23,19 @@ def test_bad_log_level_env_is_blamed_on_the_variable(
     monkeypatch.setenv("VSA_LOG_LEVEL", "chatty")
     assert main(["assets"]) == 2
     assert "'chatty' from VSA_LOG_LEVEL" in capsys.readouterr().err
+
+
+def test_bad_flag_value_is_blamed_on_the_command_line(tmp_path: Path) -> None:
+    from vsa.runtime.settings import ConfigError, load_settings
+    from vsa.services.detector.config import DetectorSettings
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(DetectorSettings, None, conf_threshold=2.0)
+    assert "conf_threshold" in str(caught.value)
+    assert "(from command-line arguments)" in str(caught.value)
+    config = tmp_path / "detector.yaml"
+    config.write_text("max_batch: 0\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(DetectorSettings, config)
+    assert "max_batch: " in str(caught.value)
+    assert f"(from {config})" in str(caught.value)

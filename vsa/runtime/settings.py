@@ -98,8 +98,8 @@ def load_settings(
     Validation errors become a :class:`ConfigError` that names the file (or the environment) and
     every offending field, so a service can print one clear line and exit.
     """
-    source = str(yaml_file) if yaml_file else "environment"
-    if yaml_file is not None and not isinstance(read_yaml(yaml_file), dict):
+    yaml_data = read_yaml(yaml_file) if yaml_file is not None else {}
+    if not isinstance(yaml_data, dict):
         raise ConfigError(f"{yaml_file}: expected a mapping of settings at the top level")
     try:
         with _yaml_file(cls, yaml_file):
@@ -107,11 +107,25 @@ def load_settings(
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            f" (from {_blame(err['loc'], overrides, yaml_file, yaml_data)})"
             for err in exc.errors()
         )
-        raise ConfigError(f"invalid {cls.__name__} from {source}: {problems}") from exc
+        raise ConfigError(f"invalid {cls.__name__}: {problems}") from exc
     register_model_secrets(settings)  # masked in every log line from now on
     return settings
+
+
+def _blame(
+    loc: tuple[int | str, ...], overrides: dict[str, Any], yaml_file: Path | None, yaml_data: Any
+) -> str:
+    """Where a bad value came from: the command line (overrides win), the YAML file or the
+    environment (the only other source a field can have)."""
+    key = str(loc[0]) if loc else ""
+    if key in overrides:
+        return "command-line arguments"
+    if yaml_file is not None and key in yaml_data:
+        return str(yaml_file)
+    return "environment"
 
 
 class KafkaSettings(VsaSettings):
