@@ -39,3 +39,35 @@ def test_bad_flag_value_is_blamed_on_the_command_line(tmp_path: Path) -> None:
         load_settings(DetectorSettings, config)
     assert "max_batch: " in str(caught.value)
     assert f"(from {config})" in str(caught.value)
+
+
+def test_misspelt_service_variable_is_reported_with_a_suggestion() -> None:
+    from vsa.runtime.settings import unknown_env
+    from vsa.services.detector.config import DetectorSettings
+
+    environ = {
+        "VSA_DETECTOR_MAXBATCH": "8",
+        "VSA_DETECTOR_MAX_BATCH": "8",
+        "VSA_DETECTOR_KAFKA__EXTRA": "{}",
+        "VSA_DETECTOR_ZZZ": "1",
+        "VSA_LOG_LEVEL": "INFO",
+        "KAFKA_WHATEVER": "x",
+    }
+    assert unknown_env(DetectorSettings, environ) == [
+        ("VSA_DETECTOR_MAXBATCH", "VSA_DETECTOR_MAX_BATCH"),
+        ("VSA_DETECTOR_ZZZ", None),
+    ]
+
+
+def test_unknown_variable_is_one_structured_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vsa.runtime.settings import load_settings
+    from vsa.services.detector.config import DetectorSettings
+
+    monkeypatch.setenv("VSA_DETECTOR_MAXBATCH", "8")
+    with caplog.at_level("WARNING", logger="vsa.settings"):
+        load_settings(DetectorSettings)
+    records = [r for r in caplog.records if r.getMessage() == "unknown_setting_variable"]
+    assert len(records) == 1
+    assert records[0].__dict__["did_you_mean"] == "VSA_DETECTOR_MAX_BATCH"

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+import difflib
+import logging
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -24,7 +27,10 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from vsa.runtime.logs import event
 from vsa.runtime.redact import register_model_secrets
+
+_log = logging.getLogger("vsa.settings")
 
 #: Largest message any vsa topic carries: room for a 4K JPEG at high quality. The same number is
 #: set on the broker (message.max.bytes), on every topic (max.message.bytes), on producers
@@ -112,7 +118,42 @@ def load_settings(
         )
         raise ConfigError(f"invalid {cls.__name__}: {problems}") from exc
     register_model_secrets(settings)  # masked in every log line from now on
+    warn_unknown_env(cls)
     return settings
+
+
+def unknown_env(
+    cls: type[BaseSettings], environ: Mapping[str, str]
+) -> list[tuple[str, str | None]]:
+    """``(variable, suggestion or None)`` for each ``VSA_<SERVICE>_*`` variable that matches no
+    setting of ``cls`` (only ``VSA_`` prefixes: ``KAFKA_*`` is shared with other programs)."""
+    prefix = str(cls.model_config.get("env_prefix") or "").upper()
+    if not prefix.startswith("VSA_"):
+        return []
+    known = [name.upper() for name in cls.model_fields]
+    found = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        key = upper[len(prefix) :].split("__", 1)[0]
+        if not upper.startswith(prefix) or key in known:
+            continue
+        # compared without the prefix, which every name shares and would make all look alike
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        found.append((variable, prefix + close[0] if close else None))
+    return found
+
+
+def warn_unknown_env(cls: type[BaseSettings]) -> None:
+    """One structured warning per unknown ``VSA_<SERVICE>_*`` variable, with a did-you-mean."""
+    for variable, suggestion in unknown_env(cls, os.environ):
+        event(
+            _log,
+            "unknown_setting_variable",
+            logging.WARNING,
+            variable=variable,
+            settings=cls.__name__,
+            did_you_mean=suggestion or "-",
+        )
 
 
 def _blame(
