@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from vsa import __version__
 from vsa.runtime.logs import setup_logging
 from vsa.runtime.redact import mask_secrets
-from vsa.runtime.settings import ConfigError
+from vsa.runtime.settings import ConfigError, KafkaSettings
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -49,7 +49,7 @@ def _devstack(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from vsa.runtime.kafka import delete_topics, ensure_topics
+    from vsa.runtime.kafka import ensure_topics
     from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
     from vsa.runtime.topics import TopicsSettings
 
@@ -67,12 +67,38 @@ def _topics(args: argparse.Namespace) -> int:
         for name in created:
             print(f"  {name}  partitions={specs[name].partitions}")
     elif args.action == "delete":
-        delete_topics(kafka, specs)
-        print(f"deleted {len(specs)} topics")
+        return _topics_delete(args, kafka, list(specs))
     else:
         for name, spec in specs.items():
             policy = "compact" if spec.compact else f"retention={spec.retention_ms // 60_000} min"
             print(f"{name:32} partitions={spec.partitions:<4} {policy}")
+    return 0
+
+
+def _topics_delete(args: argparse.Namespace, kafka: KafkaSettings, names: list[str]) -> int:
+    """Delete after a confirmation (or ``--yes``); non-empty topics only with ``--force``."""
+    from vsa.runtime.kafka import delete_topics
+    from vsa.runtime.topic_admin import delete_refusal, message_counts
+
+    counts = message_counts(kafka, names)
+    if not counts:
+        print("no such topics: nothing to delete")
+        return 0
+    interactive = sys.stdin.isatty()
+    reason = delete_refusal(
+        counts, prefix=args.prefix, yes=args.yes, force=args.force, interactive=interactive
+    )
+    if reason is not None:
+        print(f"vsa topics delete: {reason}", file=sys.stderr)
+        return 2
+    if not args.yes:
+        what = "PRODUCTION topics (no prefix)" if not args.prefix else "topics"
+        print(f"about to delete {len(counts)} {what}: {', '.join(sorted(counts))}")
+        if input("type 'delete' to go ahead: ").strip() != "delete":
+            print("nothing deleted")
+            return 1
+    delete_topics(kafka, list(counts))
+    print(f"deleted {len(counts)} topics")
     return 0
 
 
@@ -114,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["create", "list", "delete"])
     p.add_argument("--prefix", default="", help="Topic name prefix.")
     p.add_argument("--partitions", type=int, help="Partitions of keyed topics.")
+    p.add_argument(
+        "--yes", action="store_true", help="delete: do not ask (required when not interactive)."
+    )
+    p.add_argument("--force", action="store_true", help="delete: also topics holding messages.")
     p.set_defaults(func=_topics)
 
     p = sub.add_parser("assets", help="Fetch the sample clip (vtest.avi) and print its path.")
