@@ -10,6 +10,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``vsa captioner``."""
     p = sub.add_parser("captioner", help="Run the captioner (keyframes → captions topic).")
     p.add_argument("--config", type=Path, help="YAML file with CaptionerSettings keys.")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="Print the effective settings (secrets masked) and where each came from, then exit.",
+    )
     p.set_defaults(func=captioner_main)
 
 
@@ -19,4 +24,9 @@ def captioner_main(args: argparse.Namespace) -> int:
     from .config import CaptionerSettings
     from .service import run
 
-    return run(load_settings(CaptionerSettings, args.config))
+    settings = load_settings(CaptionerSettings, args.config)
+    if args.print_config:
+        from vsa.runtime.print_config import print_config
+
+        return print_config(settings, args.config)
+    return run(settings)

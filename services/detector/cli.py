@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``vsa detector``, ``vsa detect`` and ``vsa models``."""
     p = sub.add_parser("detector", help="Run the detector service (frames → detections topic).")
     p.add_argument("--config", type=Path, help="YAML file with DetectorSettings keys.")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="Print the effective settings (secrets masked) and where each came from, then exit.",
+    )
     p.set_defaults(func=detector_main)
 
     p = sub.add_parser("detect", help="Detect objects in an image or video file; JSON lines.")
@@ -76,7 +81,12 @@ def detector_main(args: argparse.Namespace) -> int:
     """``vsa detector``: run the service until stopped."""
     from .service import run_detector
 
-    return run_detector(detector_settings(args.config))
+    settings = detector_settings(args.config)
+    if args.print_config:
+        from vsa.runtime.print_config import print_config
+
+        return print_config(settings, args.config)
+    return run_detector(settings)
 
 
 def _detect_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -55,6 +55,11 @@ def add_ingest_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-frames", type=int, help="Stop after this many frames in total.")
     parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="Print the effective settings (secrets masked) and where each came from, then exit.",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -90,6 +95,10 @@ def ingest_main(args: argparse.Namespace) -> int:
     if args.from_camera_config:
         overrides["from_camera_config"] = True
     settings = load_settings(IngestSettings, args.config, **overrides)
+    if args.print_config:
+        from vsa.runtime.print_config import print_config
+
+        return print_config(settings, args.config, overrides)
     if not settings.cameras and not settings.from_camera_config:
         raise ConfigError(
             "no cameras: give --camera, --cameras-file, cameras in --config or --from-camera-config"

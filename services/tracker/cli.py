@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     service.add_argument("--config", type=Path, help="YAML file with TrackerSettings keys.")
     service.add_argument("--rules", type=Path, help="YAML camera configs (sets rules_file).")
+    service.add_argument(
+        "--print-config",
+        action="store_true",
+        help="Print the effective settings (secrets masked) and where each came from, then exit.",
+    )
     service.set_defaults(func=tracker_main)
     _register_track(sub)
 
@@ -101,6 +106,10 @@ def tracker_main(args: argparse.Namespace) -> int:
         settings = load_settings(TrackerSettings, args.config, **overrides)
     except SettingsError as exc:  # e.g. an environment value that is not valid JSON
         raise ConfigError(f"invalid TrackerSettings from environment: {exc}") from exc
+    if args.print_config:
+        from vsa.runtime.print_config import print_config
+
+        return print_config(settings, args.config, overrides)
     return run_tracker(settings)
 
 
