@@ -115,6 +115,20 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
+class _DeprecatedPrefix(argparse.Action):
+    """``vsa topics --prefix``: still works, with a note that it is now ``--topic-prefix``."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print("vsa topics: --prefix is deprecated; use --topic-prefix", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsa", description=__doc__)
     parser.add_argument("--version", action="version", version=f"vsa {__version__}")
@@ -138,7 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("topics", help="Create, list or delete the pipeline's topics.")
     p.add_argument("action", choices=["create", "list", "delete"])
-    p.add_argument("--prefix", default="", help="Topic name prefix.")
+    p.add_argument("--topic-prefix", dest="prefix", default="", help="Topic name prefix.")
+    p.add_argument(
+        "--prefix",
+        dest="prefix",
+        action=_DeprecatedPrefix,
+        help="Deprecated spelling of --topic-prefix.",
+    )
     p.add_argument("--partitions", type=int, help="Partitions of keyed topics.")
     p.add_argument(
         "--yes", action="store_true", help="delete: do not ask (required when not interactive)."

@@ -46,7 +46,21 @@ def test_delete_needs_yes_and_force_for_topics_with_messages(
     assert f"{prefix}alerts (1 messages)" in not_forced.stderr
     assert message_counts(kafka, [prefix + "alerts"]) == {prefix + "alerts": 1}
 
-    forced = topics(kafka_bootstrap, "delete", "--prefix", prefix, "--yes", "--force")
+    forced = topics(kafka_bootstrap, "delete", "--topic-prefix", prefix, "--yes", "--force")
     assert forced.returncode == 0, forced.stderr
     assert "deleted" in forced.stdout
     assert message_counts(kafka, [prefix + "alerts", prefix + "frames"]) == {}
+
+
+def test_old_prefix_spelling_still_works_with_a_note(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    prefix = unique_name + "-"
+    old = topics(kafka_bootstrap, "create", "--prefix", prefix)
+    assert old.returncode == 0, old.stderr
+    assert "--prefix is deprecated; use --topic-prefix" in old.stderr
+    new = topics(kafka_bootstrap, "create", "--topic-prefix", prefix)
+    assert new.returncode == 0, new.stderr
+    assert "deprecated" not in new.stderr
+    assert "0 topics, " in new.stdout
+    assert topics(kafka_bootstrap, "delete", "--topic-prefix", prefix, "--yes").returncode == 0
