@@ -57,13 +57,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(func=detect_main)
 
-    p = sub.add_parser("models", help="Fetch, convert or describe detector models.")
-    p.add_argument("action", choices=["fetch", "convert", "info"])
+    p = sub.add_parser(
+        "models",
+        help="List, fetch, convert or describe detector models.",
+        description="list: the bundled model names and the default; fetch: download the "
+        "YOLOv3-tiny Darknet files; convert: build the ONNX model (--int8: also the INT8 one); "
+        "info: a model's input, output, layout and classes (--verbose: everything as JSON).",
+    )
+    p.add_argument("action", choices=["list", "fetch", "convert", "info"])
     p.add_argument(
         "model", nargs="?", default=BUNDLED_MODELS[0], help="info: an ONNX file or bundled name."
     )
     p.add_argument("--int8", action="store_true", help="convert: also build the INT8 model.")
     p.add_argument("--input-size", help="convert/info: network input, 416 or HxW.")
+    p.add_argument("--verbose", action="store_true", help="info: the full JSON description.")
     p.set_defaults(func=models_main)
 
 
@@ -252,11 +259,13 @@ def models_main(args: argparse.Namespace) -> int:
 
     size = parse_size(args.input_size)
     try:
+        if args.action == "list":
+            return _models_list()
         if args.action == "fetch":
             return _models_fetch()
         if args.action == "convert":
             return _models_convert(size, args.int8)
-        return _models_info(args.model, size)
+        return _models_info(args.model, size, args.verbose)
     except (ModelFetchError, DarknetError, QuantizationError, ModelLayoutError, OSError) as exc:
         print(f"vsa models {args.action}: {exc}", file=sys.stderr)
         return 1
@@ -279,7 +288,15 @@ def _models_convert(size: tuple[int, int] | None, int8: bool) -> int:
     return 0
 
 
-def _models_info(model: str, size: tuple[int, int] | None) -> int:
+def _models_list() -> int:
+    for name in BUNDLED_MODELS:
+        default = "  (default)" if name == DetectorSettings.model_fields["model"].default else ""
+        print(f"{name}{default}")
+    print("or the path of an ONNX file (Darknet-converted or Ultralytics YOLOv8/YOLO11 export)")
+    return 0
+
+
+def _models_info(model: str, size: tuple[int, int] | None, verbose: bool = False) -> int:
     from .layout import describe_onnx
     from .models import bundled_model
 
@@ -289,7 +306,16 @@ def _models_info(model: str, size: tuple[int, int] | None) -> int:
         path, description["input_shape"], description["output_shape"], description["metadata"]
     )
     description.update(layout=info.layout, classes=list(info.class_names))
-    print(json.dumps(description, indent=2, default=str))
+    if verbose:
+        print(json.dumps(description, indent=2, default=str))
+        return 0
+    names = list(info.class_names)
+    shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+    print(f"path     {description['path']}")
+    print(f"input    {description['input']} {description['input_shape']}")
+    print(f"output   {description['output']} {description['output_shape']}")
+    print(f"layout   {info.layout}")
+    print(f"classes  {shown}")
     return 0
 
 

@@ -72,7 +72,7 @@ def test_detect_on_a_video_with_options(vtest: Path) -> None:
 
 
 def test_models_info_describes_the_layout() -> None:
-    result = vsa("models", "info", "yolov3-tiny")
+    result = vsa("models", "info", "yolov3-tiny", "--verbose")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["layout"] == "darknet"
