@@ -7,9 +7,10 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from vsa.runtime.settings import ConfigError, load_settings
 
@@ -54,6 +55,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--camera-id",
         help="camera_id of the output (default: from the file name, e.g. vtest); match the "
         "rules' camera_id when the output goes to vsa track.",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Frames done and frames/s on stderr (default: on when stderr is a terminal).",
     )
     p.set_defaults(func=detect_main)
 
@@ -141,7 +148,9 @@ def detect_main(args: argparse.Namespace) -> int:
     camera_id = args.camera_id or camera_id_for(args.file)
     if is_jpeg:
         return _detect_jpeg(core, args.file, args.draw, camera_id)
-    return _detect_video(core, args.file, args.max_frames, args.draw, camera_id)
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = DetectProgress(sys.stderr) if show else None
+    return _detect_video(core, args.file, args.max_frames, args.draw, camera_id, progress)
 
 
 def _emit(
@@ -207,8 +216,33 @@ def _video_frames(
             yield index, np.asarray(frame.to_ndarray(format="rgb24"), np.uint8), frame.time
 
 
+class DetectProgress:
+    """``frames N, X frames/s`` on one stderr line, rewritten at most every ``interval_s``."""
+
+    def __init__(self, stream: IO[str], interval_s: float = 0.5) -> None:
+        self.stream, self.interval_s = stream, interval_s
+        self.frames, self.started = 0, time.monotonic()
+        self.shown_at = self.started
+
+    def update(self, frames: int, final: bool = False) -> None:
+        self.frames += frames
+        now = time.monotonic()
+        if not final and now - self.shown_at < self.interval_s:
+            return
+        self.shown_at = now
+        rate = self.frames / max(now - self.started, 1e-9)
+        end = "\n" if final else "\r"
+        self.stream.write(f"vsa detect: {self.frames} frames, {rate:.1f} frames/s{end}")
+        self.stream.flush()
+
+
 def _detect_video(
-    core: FrameDetector, path: Path, max_frames: int | None, draw: Path | None, camera_id: str
+    core: FrameDetector,
+    path: Path,
+    max_frames: int | None,
+    draw: Path | None,
+    camera_id: str,
+    progress: DetectProgress | None = None,
 ) -> int:
     import av
 
@@ -233,11 +267,15 @@ def _detect_video(
             batch.append((meta, pseudo_ref(camera_id, seq), DecodedFrame.full(image)))
             if len(batch) >= DETECT_BATCH:
                 _flush(core, batch, draw)
+                if progress is not None:
+                    progress.update(len(batch))
                 batch = []
     except (av.error.FFmpegError, IndexError) as exc:  # IndexError: no video stream
         print(f"vsa detect: {path}: cannot decode: {exc}", file=sys.stderr)
         return 1
     _flush(core, batch, draw)
+    if progress is not None:
+        progress.update(len(batch), final=True)
     return 0
 
 
