@@ -1,4 +1,4 @@
-"""The ``vsa`` command."""
+"""The vsa command: video stream analytics on Kafka."""
 
 from __future__ import annotations
 

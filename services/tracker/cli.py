@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # the command imports numpy, scipy and the schemas only when 
     from .rules import CameraRules
 
 TOPICS = ("tracks", "alerts", "keyframes")
+#: ``vsa track --help`` text: the module docstring without its reST markup.
+TRACK_DESCRIPTION = (__doc__ or "").replace("``", "'")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +55,7 @@ def _register_track(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser(
         "track",
         help="Replay detections JSON lines through the tracker and rules; print JSON lines.",
-        description=__doc__,
+        description=TRACK_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="Detections JSON lines (the detections topic format), or '-'.")
