@@ -61,6 +61,13 @@ def _topics(args: argparse.Namespace) -> int:
     topics = load_settings(TopicsSettings, None, **overrides)
     kafka = load_settings(KafkaSettings)
     specs = topics.specs()
+    if args.action != "list":
+        from vsa.runtime.topic_admin import unreachable
+
+        error = unreachable(kafka)
+        if error is not None:
+            print(f"vsa topics {args.action}: {error}", file=sys.stderr)
+            return 1
     if args.action == "create":
         created = ensure_topics(kafka, specs)
         print(f"created {len(created)} topics, {len(specs) - len(created)} existed already")

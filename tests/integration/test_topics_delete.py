@@ -64,3 +64,11 @@ def test_old_prefix_spelling_still_works_with_a_note(
     assert "deprecated" not in new.stderr
     assert "0 topics, " in new.stdout
     assert topics(kafka_bootstrap, "delete", "--topic-prefix", prefix, "--yes").returncode == 0
+
+
+def test_unreachable_kafka_is_one_clear_line() -> None:
+    result = topics("127.0.0.1:1", "create", "--topic-prefix", "t-unreachable-")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "Kafka at 127.0.0.1:1 is unreachable" in line
+    assert "Traceback" not in result.stderr

@@ -4,8 +4,9 @@ each holds (high minus low watermark, summed over partitions), and the refusal r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from vsa.runtime.settings import KafkaSettings
 
@@ -50,4 +51,29 @@ def delete_refusal(
     if not yes and not interactive:
         where = "the PRODUCTION topics (no --prefix)" if not prefix else "these topics"
         return f"refusing to delete {where} without confirmation; add --yes"
+    return None
+
+
+def unreachable(kafka: KafkaSettings, timeout_s: float = 5.0) -> str | None:
+    """One line saying Kafka cannot be reached within ``timeout_s`` (None when it answers).
+
+    librdkafka's own connection-refused lines go to a silent logger, so the caller prints one
+    clear line instead of a flood.
+    """
+    import logging
+
+    from confluent_kafka.admin import AdminClient
+
+    silent = logging.getLogger("vsa.topics.librdkafka")
+    silent.setLevel(logging.CRITICAL + 1)
+    silent.propagate = False
+    config: dict[str, Any] = {**kafka.client_config(), "logger": silent}
+    admin = AdminClient(config)
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException:
+        return (
+            f"Kafka at {kafka.bootstrap_servers} is unreachable (no answer in {timeout_s:g} s); "
+            "start it with: vsa devstack up, or set KAFKA_BOOTSTRAP_SERVERS"
+        )
     return None
