@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from vsa.runtime.kafka import consumer_config
 from vsa.runtime.logs import event
+from vsa.runtime.service import TransientError
 from vsa.runtime.settings import KafkaSettings
 from vsa.schemas import MAX_THUMBNAIL_BYTES, FrameRef
 
@@ -28,6 +29,10 @@ log = logging.getLogger("vsa.captioner.frames")
 U8 = npt.NDArray[np.uint8]
 #: Qualities tried, best first, until the thumbnail fits in MAX_THUMBNAIL_BYTES.
 THUMBNAIL_QUALITIES = (75, 60, 45, 30)
+
+
+class FramesUnreachableError(TransientError):
+    """The frames topic did not answer at all (a broker outage): the batch waits and retries."""
 
 
 class FrameFetcher:
@@ -63,8 +68,10 @@ class FrameFetcher:
         pending = dict(heads)
         found: dict[tuple[str, int, int], bytes] = {}
         deadline = time.monotonic() + self.timeout_s
+        answered = False
         while pending and time.monotonic() < deadline:
             for msg in self.consumer.consume(len(pending), 0.5):
+                answered = True
                 key = (msg.topic() or "", msg.partition() or 0)
                 if key not in pending:
                     continue
@@ -73,6 +80,14 @@ class FrameFetcher:
                 # Past the wanted offset (it was deleted) or at the end: nothing more to read.
                 if msg.error() is not None or (msg.offset() or 0) >= pending[key]:
                     del pending[key]
+        if pending and not answered:
+            # Not one record, end-of-partition or error in timeout_s: Kafka is unreachable, not
+            # the frame gone (a deleted one is answered by later records or the end). Captioning
+            # without the image now would lose its thumbnail for good.
+            raise FramesUnreachableError(
+                f"no answer from the frames topic in {self.timeout_s:.0f} s for "
+                + ", ".join(f"{t}[{p}]@{o}" for (t, p), o in pending.items())
+            )
         return found
 
     def close(self) -> None:

@@ -4,13 +4,15 @@ commit-after-ack rule, dead letters, poison-message isolation, topic creation.""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Sequence
 
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from vsa.runtime.kafka import DeliveryError, Output, Producer, ensure_topics
+from vsa.runtime.kafka import Output, Producer, ensure_topics
 from vsa.runtime.partition import partition_for_key
 from vsa.runtime.service import BatchLoop, BatchResult, LoopConfig
 from vsa.runtime.settings import MAX_MESSAGE_BYTES, KafkaSettings, TopicNames, TopicSpec
@@ -134,9 +136,12 @@ def test_poison_message_is_isolated_from_its_batch(kafka: KafkaSettings, unique_
     assert _committed(kafka, f"{unique_name}-g", src) == 10
 
 
-def test_nothing_is_committed_when_outputs_are_not_acknowledged(
+def test_nothing_is_committed_while_outputs_are_not_acknowledged(
     kafka: KafkaSettings, unique_name: str
 ) -> None:
+    """A retriable delivery failure (here: the output topic does not exist, with a short
+    message.timeout.ms) does not end the loop: the batch is handled again after a backoff, the
+    loop is not ready meanwhile, a stop ends it, and nothing was committed."""
     src, dlq = f"{unique_name}-in", f"{unique_name}-dlq"
     _topics(kafka, src, dlq)
     producer = Producer(kafka, "test")
@@ -144,15 +149,36 @@ def test_nothing_is_committed_when_outputs_are_not_acknowledged(
         producer.produce(Output(src, "cam", json.dumps({"n": i}).encode()))
     producer.flush()
     missing_topic = f"{unique_name}-missing"  # auto creation is off: delivery fails
-    config = LoopConfig("test", f"{unique_name}-g", (src,), dlq, idle_exit_s=3, flush_timeout_s=20)
+    config = LoopConfig("test", f"{unique_name}-g", (src,), dlq, stop_flush_s=3)
     loop = BatchLoop(
         config,
         kafka,
         lambda msgs: _doubler(msgs, missing_topic),
         producer_overrides={"message.timeout.ms": 2000},
     )
-    with pytest.raises(DeliveryError):
-        loop.run()
+
+    def retries() -> float:
+        return sum(
+            s.value
+            for metric in loop.metrics.batch_retries.collect()
+            for s in metric.samples
+            if s.name.endswith("_total")
+        )
+
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while retries() < 2 and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert retries() >= 2
+        assert thread.is_alive()
+        assert not loop.health.serving
+        assert "batch_retry" in loop.health.blockers
+    finally:
+        loop.stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
     assert _committed(kafka, f"{unique_name}-g", src) < 0  # no offset stored for the group
 
 

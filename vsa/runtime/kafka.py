@@ -31,6 +31,56 @@ class DeliveryError(Exception):
     """Kafka did not acknowledge produced messages; nothing derived from them may be committed."""
 
 
+#: Delivery errors that no retry can mend (the message or the client's rights are wrong); every
+#: other delivery error (timeouts, leader moves, a topic not created yet) is worth a retry.
+PERMANENT_DELIVERY_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_REQUIRED_ACKS,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.UNSUPPORTED_VERSION,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError._INVALID_ARG,
+        KafkaError._FATAL,
+    }
+)
+
+#: Commit errors that mean the group moved on without this member (session timed out, a
+#: rebalance started, another instance took its place): the offsets are not this member's to
+#: commit any more, so they are dropped; the next owner starts from the last committed offset.
+MEMBERSHIP_COMMIT_ERRORS = frozenset(
+    {
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.FENCED_INSTANCE_ID,
+        KafkaError.STALE_MEMBER_EPOCH,
+        KafkaError._ASSIGNMENT_LOST,
+        KafkaError._STATE,
+    }
+)
+
+
+def delivery_retriable(err: KafkaError) -> bool:
+    """Whether producing again may succeed (a broker outage, a leader move, a slow topic)."""
+    return not err.fatal() and err.code() not in PERMANENT_DELIVERY_ERRORS
+
+
+def commit_action(err: KafkaError) -> str:
+    """What a batch loop does with a failed commit: ``"fatal"`` (the client is unusable),
+    ``"abandon"`` (no longer this member's offsets, or nothing to commit) or ``"retry"``
+    (coordinator unavailable, moving or loading; timeouts; anything else)."""
+    if err.fatal():
+        return "fatal"
+    if err.code() in MEMBERSHIP_COMMIT_ERRORS or err.code() == KafkaError._NO_OFFSET:
+        return "abandon"
+    return "retry"
+
+
 @dataclass(frozen=True)
 class Output:
     """One message to produce."""
@@ -95,12 +145,12 @@ class Producer:
 
     def __init__(self, kafka: KafkaSettings, client_id: str, **overrides: Any) -> None:
         self._producer = _Producer(producer_config(kafka, client_id, **overrides))
-        self._failures: list[str] = []
+        self._failures: list[tuple[str, KafkaError]] = []
         self.delivered = 0
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
-            self._failures.append(f"{msg.topic()}: {err.str()}")
+            self._failures.append((str(msg.topic()), err))
         else:
             self.delivered += 1
 
@@ -135,11 +185,23 @@ class Producer:
             raise DeliveryError(f"{remaining} messages not acknowledged within {timeout_s:.0f} s")
         self.raise_failures()
 
+    def wait_acked(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for acknowledgements; the messages still unacknowledged
+        (failed deliveries are in :meth:`take_failures`, never raised here)."""
+        return int(self._producer.flush(timeout_s))
+
+    def take_failures(self) -> list[tuple[str, KafkaError]]:
+        """(topic, error) of every delivery that failed since the last call or check."""
+        failures, self._failures = self._failures, []
+        return failures
+
     def raise_failures(self) -> None:
         """Raise :class:`DeliveryError` for deliveries that failed since the last check."""
-        if self._failures:
-            failures, self._failures = self._failures, []
-            raise DeliveryError(f"{len(failures)} messages refused by Kafka, first: {failures[0]}")
+        if failures := self.take_failures():
+            topic, err = failures[0]
+            raise DeliveryError(
+                f"{len(failures)} messages refused by Kafka, first: {topic}: {err.str()}"
+            )
 
     @property
     def raw(self) -> _Producer:

@@ -4,7 +4,9 @@ Every service serves, on one port (``metrics_port`` in its settings):
 
 - ``/metrics``: Prometheus text format;
 - ``/healthz``: 200 while the process loop is alive (liveness);
-- ``/readyz``: 200 once the service is connected and doing work (readiness), 503 before.
+- ``/readyz``: 200 once the service is connected and doing work (readiness), 503 before and
+  while something blocks its progress (Kafka unreachable, outputs unacknowledged, commits
+  failing); the JSON body names each blocker.
 """
 
 from __future__ import annotations
@@ -61,6 +63,21 @@ class ServiceMetrics:
             ["service", "topic", "partition"],
             registry=r,
         )
+        self.commit_failures = Counter(
+            "vsa_commit_failures",
+            "Offset commits that failed, by Kafka error and what the loop did: retry (kept for "
+            "the next attempt) or abandon (no longer this member's offsets; redelivered to the "
+            "next owner).",
+            ["service", "error", "action"],
+            registry=r,
+        )
+        self.batch_retries = Counter(
+            "vsa_batch_retries",
+            "Batches handled again because Kafka failed to acknowledge an output (retriable "
+            "delivery errors); nothing of them was committed.",
+            ["service", "error"],
+            registry=r,
+        )
         self.frames_dropped = Counter(
             "vsa_frames_dropped",
             "Frames dropped on purpose (sampling or back-pressure).",
@@ -89,7 +106,10 @@ class ServiceMetrics:
 
     def update_lag_from_stats(self, stats_json: str) -> None:
         """Set consumer lag gauges from a librdkafka statistics JSON document."""
-        stats = json.loads(stats_json)
+        self.set_lags(json.loads(stats_json))
+
+    def set_lags(self, stats: dict[str, Any]) -> None:
+        """Set consumer lag gauges from parsed librdkafka statistics."""
         for topic, tstats in stats.get("topics", {}).items():
             for part, pstats in tstats.get("partitions", {}).items():
                 lag = pstats.get("consumer_lag", -1)
@@ -102,20 +122,38 @@ class ServiceMetrics:
 
 @dataclass
 class Health:
-    """Liveness and readiness flags a service loop updates; read by the HTTP endpoint."""
+    """Liveness and readiness flags a service loop updates; read by the HTTP endpoint.
+
+    ``ready`` says the service started and has work it can do; ``blockers`` hold what stops its
+    progress right now (name -> one line for people), set and cleared by whoever sees it, so two
+    causes (Kafka and OpenSearch down together) never clear each other. Ready means both.
+    """
 
     ready: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
     last_beat: float = field(default_factory=time.monotonic)
     stale_after_s: float = 60.0
+    blockers: dict[str, str] = field(default_factory=dict)
 
     def beat(self) -> None:
         """Called by the service loop on every iteration: proves the loop is not stuck."""
         self.last_beat = time.monotonic()
 
+    def block(self, name: str, reason: str) -> None:
+        """Not ready because of ``name`` (e.g. ``kafka_produce``) until :meth:`unblock`."""
+        self.blockers[name] = reason
+
+    def unblock(self, name: str) -> None:
+        self.blockers.pop(name, None)
+
     @property
     def alive(self) -> bool:
         return time.monotonic() - self.last_beat < self.stale_after_s
+
+    @property
+    def serving(self) -> bool:
+        """Readiness as /readyz reports it: started, nothing blocking, loop alive."""
+        return self.ready and not self.blockers and self.alive
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -127,10 +165,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             self._send(200, self.metrics.render(), CONTENT_TYPE_LATEST)
         elif path in ("/healthz", "/readyz"):
-            ok = (
-                self.health.alive if path == "/healthz" else self.health.ready and self.health.alive
-            )
-            body = json.dumps({"ok": ok, **self.health.detail}, default=str).encode()
+            health = self.health
+            ok = health.alive if path == "/healthz" else health.serving
+            blocked = {"blocked": dict(health.blockers)} if health.blockers else {}
+            body = json.dumps({"ok": ok, **health.detail, **blocked}, default=str).encode()
             self._send(200 if ok else 503, body, "application/json")
         else:
             self._send(404, b"not found\n", "text/plain")

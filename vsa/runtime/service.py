@@ -13,10 +13,22 @@ frame_seq checks downstream), so redelivery overwrites instead of duplicating. A
 raises for a whole batch is retried message by message, so one poison message goes to the dead
 letters and the rest of the batch is still processed. Rebalances are safe by construction: nothing
 is in flight while ``consume`` runs, which is where librdkafka calls the revoke callback.
+
+Kafka faults (broker restarts, outages, coordinator moves) are ridden through, never fatal:
+
+- step 4 waits as long as it takes (the producer never gives up on a retriable error); a delivery
+  that failed anyway (a user's finite ``message.timeout.ms``) rewinds the batch to be handled
+  again after a backoff; only a permanent delivery error (message too large, no rights) raises;
+- commits are asynchronous and retried or dropped (:mod:`vsa.runtime.commits`), never raised;
+- readiness (/readyz) is false while brokers or the group coordinator are unreachable, outputs
+  wait for acknowledgements longer than ``produce_stall_s`` or commits fail; liveness stays true;
+- SIGTERM during an outage waits at most ``stop_flush_s`` for acknowledgements and commits, then
+  leaves without committing what was not acknowledged (the next owner redoes it) and exits 0.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -26,9 +38,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from vsa.runtime.kafka import Headers, Output, Producer, consumer_config
+from vsa.runtime.commits import OffsetCommitter
+from vsa.runtime.kafka import DeliveryError, Headers, Output, Producer, consumer_config
+from vsa.runtime.kafka import delivery_retriable as _retriable
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics
 from vsa.runtime.settings import KafkaSettings
@@ -48,6 +62,12 @@ class BatchResult:
 Handler = Callable[[Sequence[Message]], BatchResult]
 
 
+class TransientError(Exception):
+    """Raised by a handler that cannot make progress now because something it reads from is
+    unreachable (the frames topic in an outage): the batch is handled again after a backoff and
+    the service is not ready meanwhile; nothing goes to the dead letters."""
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """Knobs of the batch loop."""
@@ -58,7 +78,8 @@ class LoopConfig:
     dlq_topic: str
     max_batch: int = 64
     max_wait_ms: int = 50
-    flush_timeout_s: float = 120.0
+    produce_stall_s: float = 5.0  # outputs unacknowledged this long: not ready
+    stop_flush_s: float = 10.0  # after SIGTERM: longest wait for acknowledgements and commits
     max_batches: int | None = None  # stop after this many non-empty batches (tests, tools)
     idle_exit_s: float | None = None  # stop after this long with no messages (tests, tools)
 
@@ -104,6 +125,15 @@ def dead_letter(service: str, topic: str, msg: Message, exc: BaseException) -> O
     return Output(topic, msg.key(), msg.value() or b"", headers=original + meta.to_headers())
 
 
+#: Seconds one wait for acknowledgements lasts before the loop looks at stop and health again.
+ACK_POLL_S = 0.5
+#: First delay before a batch whose outputs failed is handled again; doubles up to the max.
+RETRY_BACKOFF_S = 0.5
+RETRY_BACKOFF_MAX_S = 10.0
+#: Seconds between two log lines of the same librdkafka error (it repeats every reconnect).
+KAFKA_ERROR_LOG_EVERY_S = 30.0
+
+
 class BatchLoop:
     """Runs a handler over batches from Kafka with commit-after-ack semantics."""
 
@@ -122,19 +152,34 @@ class BatchLoop:
         self.metrics = metrics or ServiceMetrics(config.service)
         self.health = health or Health()
         self.stop = stop or StopFlag()
-        self.producer = Producer(kafka, config.service, **(producer_overrides or {}))
+        # 0: never give up on a retriable delivery error; the loop waits (not ready) instead
+        overrides = {"message.timeout.ms": 0, **(producer_overrides or {})}
+        overrides.setdefault("error_cb", self._on_kafka_error)
+        self.producer = Producer(kafka, config.service, **overrides)
+        self.committer = OffsetCommitter(config.service, self.metrics, self.health)
         self.consumer = Consumer(
             consumer_config(
-                kafka, config.service, config.group_id, stats_cb=self.metrics.update_lag_from_stats
+                kafka,
+                config.service,
+                config.group_id,
+                stats_cb=self._on_stats,
+                error_cb=self._on_kafka_error,
+                on_commit=self.committer.on_commit,
             )
         )
+        self.committer.consumer = self.consumer
         self.batches = 0
+        self._retries = 0
+        self._errors_logged: dict[int, float] = {}
 
     def run(self) -> None:
         """Consume until stopped (signal, ``max_batches`` or ``idle_exit_s``); then close."""
         cfg = self.config
         self.consumer.subscribe(
-            list(cfg.topics), on_assign=self._on_assign, on_revoke=self._on_revoke
+            list(cfg.topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
         last_message = time.monotonic()
         try:
@@ -149,6 +194,7 @@ class BatchLoop:
                     and time.monotonic() - last_message > cfg.idle_exit_s
                 ):
                     break
+                self.committer.tick()
                 if cfg.max_batches is not None and self.batches >= cfg.max_batches:
                     break
         finally:
@@ -158,16 +204,133 @@ class BatchLoop:
         """Handle one consumed batch end to end, committing only after Kafka acked all outputs."""
         started = time.perf_counter()
         good, broken = self._split_errors(msgs)
-        result = self._handle(good)
+        try:
+            result = self._handle(good)
+        except TransientError as transient:
+            self.metrics.batch_retries.labels(self.config.service, "handler_transient").inc()
+            event(log, "batch_deferred", logging.WARNING, error=str(transient)[:300])
+            self._retry_batch(msgs, "handler_transient")
+            return
         for out in result.outputs:
             self.producer.produce(out)
             self.metrics.count_out(out.topic)
         for msg, exc in broken + result.failures:
             self._send_dead_letter(msg, exc)
-        self.producer.flush(self.config.flush_timeout_s)
-        self._commit(msgs)
+        outcome = self._await_acks()
+        if outcome == "failed":
+            self._retry_batch(msgs, "delivery_failed")
+            return
+        if outcome == "stopped":
+            return  # not acknowledged: not committed; the next owner handles it again
+        self._retries = 0
+        self.health.unblock("batch_retry")
+        self.committer.acked(_next_offsets(msgs))
+        self.committer.tick()
         self.batches += 1
         self.metrics.observe_batch(len(good), time.perf_counter() - started)
+
+    def _await_acks(self) -> str:
+        """Wait until Kafka acknowledged every queued output: ``"acked"``; ``"failed"`` when a
+        delivery failed with a retriable error; ``"stopped"`` when a stop was requested and the
+        acknowledgements did not come within ``stop_flush_s``. Permanent errors raise."""
+        started = time.monotonic()
+        stop_seen: float | None = None
+        failures: list[tuple[str, KafkaError]] = []
+        while True:
+            remaining = self.producer.wait_acked(ACK_POLL_S)
+            failures += self.producer.take_failures()
+            now = time.monotonic()
+            if remaining == 0:
+                self._acks_done(now - started)
+                return self._check_failures(failures)
+            self.health.beat()  # waiting on Kafka, not stuck
+            if now - started >= self.config.produce_stall_s:
+                self._acks_stalled(remaining, now - started)
+            if self.stop.is_set():
+                stop_seen = stop_seen if stop_seen is not None else now
+                if now - stop_seen >= self.config.stop_flush_s:
+                    event(
+                        log,
+                        "batch_abandoned",
+                        logging.WARNING,
+                        reason="stopping",
+                        unacked=remaining,
+                    )
+                    return "stopped"
+
+    def _acks_stalled(self, remaining: int, waited_s: float) -> None:
+        if "kafka_produce" not in self.health.blockers:
+            event(
+                log,
+                "outputs_unacknowledged",
+                logging.WARNING,
+                unacked=remaining,
+                waited_s=round(waited_s, 1),
+            )
+        self.health.block(
+            "kafka_produce", f"{remaining} outputs unacknowledged for {waited_s:.0f} s"
+        )
+
+    def _acks_done(self, waited_s: float) -> None:
+        if "kafka_produce" in self.health.blockers:
+            event(log, "outputs_acknowledged", waited_s=round(waited_s, 1))
+            self.health.unblock("kafka_produce")
+
+    def _check_failures(self, failures: list[tuple[str, KafkaError]]) -> str:
+        if not failures:
+            return "acked"
+        topic, err = failures[0]
+        if not all(_retriable(e) for _, e in failures):
+            raise DeliveryError(
+                f"{len(failures)} messages refused by Kafka, first: {topic}: {err.str()}"
+            )
+        self.metrics.batch_retries.labels(self.config.service, err.name()).inc()
+        event(
+            log,
+            "delivery_failed",
+            logging.WARNING,
+            failed=len(failures),
+            topic=topic,
+            error=err.name(),
+            detail=err.str(),
+        )
+        return "failed"
+
+    def _retry_batch(self, msgs: Sequence[Message], reason: str) -> None:
+        """Rewind the batch's partitions to its first offsets, so it is consumed and handled again
+        (in order) after a backoff; nothing of it is committed."""
+        self._retries += 1
+        delay = min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2 ** (self._retries - 1))
+        self.health.block("batch_retry", f"{reason}; batch is retried")
+        first: dict[tuple[str, int], int] = {}
+        for msg in msgs:
+            if msg.error() is None:
+                key = (msg.topic() or "", msg.partition() or 0)
+                first[key] = min(first.get(key, msg.offset() or 0), msg.offset() or 0)
+        for (topic, partition), offset in first.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # no longer assigned: its new owner redoes it
+                event(
+                    log,
+                    "batch_rewind_skipped",
+                    logging.WARNING,
+                    topic=topic,
+                    partition=partition,
+                    error=str(exc),
+                )
+        event(
+            log,
+            "batch_retry",
+            logging.WARNING,
+            reason=reason,
+            attempt=self._retries,
+            retry_in_s=round(delay, 2),
+        )
+        deadline = time.monotonic() + delay
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            self.health.beat()
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _split_errors(
         self, msgs: Sequence[Message]
@@ -195,12 +358,16 @@ class BatchLoop:
             return BatchResult()
         try:
             return self.handler(good)
+        except TransientError:
+            raise
         except Exception:
             log.warning("batch_failed_retrying_one_by_one", exc_info=True)
         result = BatchResult()
         for msg in good:
             try:
                 single = self.handler([msg])
+            except TransientError:
+                raise
             except Exception as exc:
                 result.failures.append((msg, exc))
                 continue
@@ -223,39 +390,101 @@ class BatchLoop:
             error=str(exc)[:300],
         )
 
-    def _commit(self, msgs: Sequence[Message]) -> None:
-        next_offsets: dict[tuple[str, int], int] = {}
-        for msg in msgs:
-            err = msg.error()
-            if err is None or err.code() != KafkaError._PARTITION_EOF:
-                key = (msg.topic() or "", msg.partition() or 0)
-                next_offsets[key] = max(next_offsets.get(key, 0), (msg.offset() or 0) + 1)
-        if next_offsets:
-            self.consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                asynchronous=False,
+    def _on_stats(self, stats_json: str) -> None:
+        """librdkafka statistics (every 5 s, from ``consume()``): lag gauges, and readiness from
+        the group coordinator's state (``up`` when connected) and whether any broker is up."""
+        stats = json.loads(stats_json)
+        self.metrics.set_lags(stats)
+        coordinator = stats.get("cgrp", {}).get("state")
+        if coordinator is None or coordinator == "up":
+            self.health.unblock("kafka_group")
+        else:
+            self.health.block("kafka_group", f"group coordinator {coordinator}")
+        brokers = stats.get("brokers", {}).values()
+        if any(b.get("state") == "UP" for b in brokers):
+            self.health.unblock("kafka_brokers")
+
+    def _on_kafka_error(self, err: KafkaError) -> None:
+        """Client-level errors (connection refused, all brokers down): logged once per kind per
+        ``KAFKA_ERROR_LOG_EVERY_S``; all brokers down makes the service not ready at once."""
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.health.block("kafka_brokers", "all brokers down")
+        if err.fatal():
+            self.metrics.count_error("kafka_fatal")
+        now = time.monotonic()
+        if (
+            now - self._errors_logged.get(err.code(), -KAFKA_ERROR_LOG_EVERY_S)
+            >= KAFKA_ERROR_LOG_EVERY_S
+        ):
+            self._errors_logged[err.code()] = now
+            event(
+                log,
+                "kafka_error",
+                logging.WARNING,
+                error=err.name(),
+                detail=err.str(),
+                fatal=err.fatal(),
             )
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.committer.assigned(partitions)
         self.health.ready = True
-        self.health.detail["assigned"] = len(partitions)
-        event(
-            log, "partitions_assigned", partitions=[f"{p.topic}[{p.partition}]" for p in partitions]
-        )
+        self.health.detail["assigned"] = len(self.committer.owned)
+        event(log, "partitions_assigned", partitions=_partition_names(partitions))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Nothing is in flight here: process() flushed and committed before consume() returned.
-        event(
-            log, "partitions_revoked", partitions=[f"{p.topic}[{p.partition}]" for p in partitions]
-        )
+        # Nothing is in flight here: process() waited for its acknowledgements before consume().
+        self.committer.revoked(partitions)
+        self.health.detail["assigned"] = len(self.committer.owned)
+        event(log, "partitions_revoked", partitions=_partition_names(partitions))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The group gave them away (session timed out): their offsets are no longer ours.
+        self.committer.lost(partitions)
+        self.health.detail["assigned"] = len(self.committer.owned)
+        event(log, "partitions_lost", logging.WARNING, partitions=_partition_names(partitions))
 
     def close(self) -> None:
-        """Flush what is queued and leave the group (triggers a rebalance right away)."""
+        """Wait (``stop_flush_s`` at most) for what is queued and its commit; leave the group."""
         try:
-            self.producer.flush(self.config.flush_timeout_s)
+            if self._await_acks() == "acked":
+                self.committer.tick(now=float("inf"))  # pending offsets go out with close()
         finally:
-            self.consumer.close()
+            self._close_consumer()
             event(log, "stopped", service=self.config.service, batches=self.batches)
+
+    def _close_consumer(self) -> None:
+        """``Consumer.close`` waits for commits in flight, for the session timeout (45 s) when
+        the coordinator is unreachable: bounded to ``stop_flush_s`` so SIGTERM ends the process;
+        the group then sees this member leave when its session times out."""
+        closer = threading.Thread(
+            target=self.consumer.close, name="vsa-consumer-close", daemon=True
+        )
+        closer.start()
+        closer.join(self.config.stop_flush_s)
+        if closer.is_alive():
+            event(
+                log,
+                "consumer_close_timed_out",
+                logging.WARNING,
+                waited_s=self.config.stop_flush_s,
+                pending_commits=len(self.committer.pending),
+            )
+
+
+def _next_offsets(msgs: Sequence[Message]) -> dict[tuple[str, int], int]:
+    """Per partition, the offset after the last message of the batch (what a commit stores)."""
+    next_offsets: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        err = msg.error()
+        if err is None or err.code() != KafkaError._PARTITION_EOF:
+            key = (msg.topic() or "", msg.partition() or 0)
+            next_offsets[key] = max(next_offsets.get(key, 0), (msg.offset() or 0) + 1)
+    return next_offsets
+
+
+def _partition_names(partitions: Sequence[TopicPartition]) -> list[str]:
+    return [f"{p.topic}[{p.partition}]" for p in partitions]
 
 
 def serve(loop: BatchLoop, metrics_host: str, metrics_port: int) -> int:
