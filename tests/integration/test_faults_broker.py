@@ -18,8 +18,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -49,6 +52,9 @@ OUTAGE_S = 30.0
 #: SIGTERM must end a service within this long, outage or not (Kubernetes' default grace period).
 STOP_BOUND_S = 30.0
 FRAMES_BEFORE, FRAMES_AFTER = 120, 40
+#: Every KEYFRAME_EVERY-th frame becomes a keyframe (the tracker sends them sparsely too; the
+#: captioner reads each keyframe's JPEG back with one fetch round, about 0.25 s apiece here).
+KEYFRAME_EVERY = 4
 
 
 @dataclass
@@ -114,7 +120,14 @@ class Service:
     readiness: list[tuple[float, int]] = field(default_factory=list)
 
     def ready_code(self) -> int:
-        return http_get(f"http://127.0.0.1:{self.port}/readyz")[0]
+        """/readyz's status code; 0 when nothing answered."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:  # 503 lands here (an OSError too)
+            return int(exc.code)
+        except OSError:
+            return 0
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -193,12 +206,15 @@ def read_all(kafka: KafkaSettings, topic: str, done: Callable[[list[Message]], b
     )
     consumer.subscribe([topic])
     got: list[Message] = []
+
+    def complete() -> bool:
+        if done(got):
+            return True
+        got.extend(consumer.consume(500, 0.5))
+        return False
+
     try:
-        wait_for(
-            lambda: done(got) or bool(got.extend(consumer.consume(500, 0.5))),
-            60,
-            f"{topic} to be complete",
-        )
+        wait_for(complete, 60, f"{topic} to be complete")
     finally:
         consumer.close()
 
@@ -215,13 +231,16 @@ def frames_in(kafka: KafkaSettings, topic: str, expected: int) -> list[Message]:
 
 
 def keys_in(
-    kafka: KafkaSettings, topic: str, parse: Callable[[bytes], tuple[str, int]], wanted: set
+    kafka: KafkaSettings,
+    topic: str,
+    parse: Callable[[bytes], tuple[str, int]],
+    wanted: set[tuple[str, int]],
 ) -> set[tuple[str, int]]:
     """The (camera_id, frame_seq) keys in ``topic``, read until all ``wanted`` are there or 60 s."""
     seen: set[tuple[str, int]] = set()
 
     def done(got: list[Message]) -> bool:
-        seen.update(parse(m.value()) for m in got if m.error() is None)
+        seen.update(parse(m.value() or b"") for m in got if m.error() is None)
         got.clear()
         return wanted <= seen
 
@@ -230,7 +249,9 @@ def keys_in(
     return seen
 
 
-def push_frames(kafka: KafkaSettings, names: TopicNames, camera_id: str, count: int, vtest: Path):
+def push_frames(
+    kafka: KafkaSettings, names: TopicNames, camera_id: str, count: int, vtest: Path
+) -> None:
     settings = load_settings(
         IngestSettings,
         None,
@@ -245,9 +266,12 @@ def push_frames(kafka: KafkaSettings, names: TopicNames, camera_id: str, count: 
 
 
 def push_keyframes(kafka: KafkaSettings, names: TopicNames, frames: list[Message]) -> None:
+    """A periodic keyframe for every KEYFRAME_EVERY-th frame of ``frames``."""
     producer = Producer(kafka, "test-keyframes")
     for msg in frames:
         meta = FrameMeta.from_headers(msg.headers())
+        if meta.frame_seq % KEYFRAME_EVERY:
+            continue
         keyframe = Keyframe(
             camera_id=meta.camera_id,
             frame_seq=meta.frame_seq,
@@ -276,6 +300,10 @@ def caption_key(value: bytes) -> tuple[str, int]:
     return caption.camera_id, caption.frame_seq
 
 
+def is_ready(svc: Service) -> bool:
+    return svc.ready_code() == 200
+
+
 def codes_between(svc: Service, start: float, end: float) -> set[int]:
     return {code for t, code in svc.readiness if start <= t <= end}
 
@@ -300,7 +328,7 @@ def test_detector_and_captioner_ride_through_a_broker_outage(
     try:
         with ReadinessWatch(services):
             for svc in services:
-                wait_for(lambda s=svc: s.ready_code() == 200, 120, f"{svc.name} ready")
+                wait_for(partial(is_ready, svc), 120, f"{svc.name} ready")
             push_frames(kafka, names, "cam-before", FRAMES_BEFORE, vtest)
             before = frames_in(kafka, names.name("frames"), FRAMES_BEFORE)
             push_keyframes(kafka, names, before)
@@ -327,9 +355,10 @@ def test_detector_and_captioner_ride_through_a_broker_outage(
             push_keyframes(kafka, names, [m for m in frames if frame_key(m)[0] == "cam-after"])
             wanted = {frame_key(m) for m in frames}
             detected = keys_in(kafka, names.name("detections"), detection_key, wanted)
-            captioned = keys_in(kafka, names.name("captions"), caption_key, wanted)
+            keyframes = {key for key in wanted if key[1] % KEYFRAME_EVERY == 0}
+            captioned = keys_in(kafka, names.name("captions"), caption_key, keyframes)
             for svc in (detector, captioner):
-                wait_for(lambda s=svc: s.ready_code() == 200, 60, f"{svc.name} ready again")
+                wait_for(partial(is_ready, svc), 60, f"{svc.name} ready again")
         for svc in (detector, captioner):
             assert svc.proc.poll() is None, f"{svc.name} died:\n{svc.log()[-5000:]}"
         stopped = {svc.name: svc.terminate() for svc in (detector, captioner)}
@@ -341,7 +370,7 @@ def test_detector_and_captioner_ride_through_a_broker_outage(
     logs = {svc.name: svc.log()[-4000:] for svc in services}
     assert len(frames) == FRAMES_BEFORE + FRAMES_AFTER
     assert sorted(wanted - detected) == [], logs["detector"]
-    assert sorted(wanted - captioned) == [], logs["captioner"]
+    assert sorted(keyframes - captioned) == [], logs["captioner"]
     for svc in (detector, captioner):
         assert 503 in codes_between(svc, outage_start, restarted), (svc.name, svc.readiness)
         code, took = stopped[svc.name]
