@@ -6,6 +6,11 @@
   alert-kind filters *inside* the ``knn`` clause (``knn.embedding.filter``), so the engine
   filters while it walks the graph and still returns k hits for a narrow filter (lucene and
   faiss engines; a post-filter would return fewer).
+- ``collapse`` folds near-duplicate keyframes (same camera, same tracks, close in time,
+  near-identical caption) into one hit with a count and a time range (:mod:`.collapse`); more
+  candidates are fetched so that k groups can still come back.
+- :meth:`Searcher.more_like` searches with a stored hit's caption, leaving out that hit (and,
+  collapsed, its near-duplicates): "more like this".
 - ``hybrid`` adds BM25 on the caption text. The neural-search plugin (and its ``hybrid`` query
   with score normalisation) is not installed on the local stack, so both rankings are fetched in
   one ``_msearch`` and fused here with reciprocal rank fusion: score = sum 1 / (c + rank).
@@ -18,10 +23,10 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import NotFoundError, OpenSearchException
@@ -33,6 +38,7 @@ from vsa.schemas import AlertKind, CameraId, FrameRef
 from vsa.schemas.codec import describe_validation_error
 from vsa.schemas.common import ClassName
 
+from .collapse import candidates_for, collapse_hits
 from .embedder import Embedder
 from .mapping import (
     F_ALERT_KINDS,
@@ -48,7 +54,22 @@ from .mapping import (
     F_TRACKS,
     ts_to_millis,
 )
+from .search_hits import DuplicateHit, SearchHit
 from .settings import Engine, SearchSettings
+
+__all__ = [
+    "DuplicateHit",
+    "HitNotFoundError",
+    "QueryError",
+    "SearchHit",
+    "SearchQuery",
+    "SearchUnavailableError",
+    "Searcher",
+    "parse_time",
+    "search",
+]
+
+T = TypeVar("T")
 
 MAX_QUERY_CHARS: Final = 500
 MAX_K: Final = 100
@@ -69,6 +90,10 @@ class QueryError(ValueError):
 
 class SearchUnavailableError(Exception):
     """OpenSearch could not answer (down, timeout, index missing)."""
+
+
+class HitNotFoundError(LookupError):
+    """No keyframe with the id a "more like this" search started from."""
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -93,6 +118,11 @@ class SearchQuery(BaseModel):
     until: datetime | None = Field(None, description="Captured at or before (naive: UTC).")
     k: int = Field(10, ge=1, le=MAX_K, description="Hits to return.")
     hybrid: bool = Field(False, description="Fuse k-NN with BM25 on the caption text.")
+    collapse: bool = Field(
+        False,
+        description="Fold near-duplicate keyframes (same camera, same tracks, close in time, "
+        "near-identical caption) into one hit with a count and a time range.",
+    )
 
     _utc_times = field_validator("since", "until")(_utc)
 
@@ -132,51 +162,6 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
             f"time {text!r}: expected ISO 8601 (2026-11-21T08:00Z) or an age like 2h, 7d"
         ) from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One matching keyframe. ``score``: the k-NN score (1 + cosine) / 2 in 0..1, or the RRF
-    score for hybrid queries; ``similarity``: the cosine of query and caption (-1..1), when the
-    hit came through k-NN."""
-
-    doc_id: str
-    score: float
-    similarity: float | None
-    camera_id: str
-    frame_seq: int
-    capture_ts: float
-    caption: str
-    captioner: str
-    classes: tuple[str, ...]
-    track_ids: tuple[int, ...]
-    alert_kinds: tuple[str, ...]
-    frame: FrameRef
-    thumbnail_jpeg: bytes
-
-    @property
-    def capture_time(self) -> datetime:
-        """Capture time as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.capture_ts, tz=timezone.utc)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict; the thumbnail as base64 (``thumbnail_jpeg_b64``)."""
-        return {
-            "id": self.doc_id,
-            "score": self.score,
-            "similarity": self.similarity,
-            "camera_id": self.camera_id,
-            "frame_seq": self.frame_seq,
-            "capture_ts": self.capture_ts,
-            "capture_time": self.capture_time.isoformat().replace("+00:00", "Z"),
-            "caption": self.caption,
-            "captioner": self.captioner,
-            "classes": list(self.classes),
-            "track_ids": list(self.track_ids),
-            "alert_kinds": list(self.alert_kinds),
-            "frame": self.frame.model_dump(),
-            "thumbnail_jpeg_b64": base64.b64encode(self.thumbnail_jpeg).decode("ascii"),
-        }
 
 
 def filter_clauses(query: SearchQuery) -> list[dict[str, Any]]:
@@ -289,6 +274,37 @@ def fuse_hybrid(
     return hits
 
 
+def guarded(call: Callable[[], T], url: str, index: str) -> T:
+    """Run an OpenSearch call, turning its failures into :class:`SearchUnavailableError` with a
+    message for people (the URL masked)."""
+    try:
+        return call()
+    except OpenSearchConnectionError as exc:  # refused, reset, timed out (a subclass)
+        raise SearchUnavailableError(
+            f"OpenSearch at {mask_url(url)} is unreachable; retry later"
+        ) from exc
+    except NotFoundError as exc:
+        raise SearchUnavailableError(f"index {index} does not exist (run vsa indexer)") from exc
+    except OpenSearchException as exc:
+        raise SearchUnavailableError(f"OpenSearch failed: {type(exc).__name__}: {exc}") from exc
+
+
+def without_hit(hits: Sequence[SearchHit], doc_id: str) -> list[SearchHit]:
+    """``hits`` less the one that is, or holds as a duplicate, the keyframe ``doc_id``."""
+    return [
+        hit
+        for hit in hits
+        if hit.doc_id != doc_id and all(d.doc_id != doc_id for d in hit.duplicates)
+    ]
+
+
+def more_like_query(query: SearchQuery, caption: str) -> SearchQuery:
+    """``query`` (its filters, k, hybrid, collapse) searching for a stored caption's words.
+
+    Captions may be longer than a typed query may be; they come from the index, not a user."""
+    return query.model_copy(update={"text": caption})
+
+
 class Searcher:
     """Runs validated queries against the captions index. Thread-safe (the embedder locks)."""
 
@@ -299,39 +315,62 @@ class Searcher:
         self.index = settings.index.captions_index
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
-        """Best ``query.k`` hits, best first; :class:`SearchUnavailableError` if OpenSearch
-        fails."""
-        vector = self.embedder.encode([query.text])[0].tolist()
+        """Best ``query.k`` hits (collapsed groups when ``query.collapse``), best first;
+        :class:`SearchUnavailableError` if OpenSearch fails."""
+        return self._search(query, exclude=None)
+
+    def more_like(self, doc_id: str, query: SearchQuery) -> list[SearchHit]:
+        """Keyframes like the stored one ``doc_id``: its caption as the query text, with the
+        filters, k and options of ``query`` (its text is ignored); the keyframe itself (and,
+        collapsed, its near-duplicates) left out. :class:`HitNotFoundError` if there is no
+        such keyframe."""
+        caption = self._guard(lambda: self._caption_of(doc_id))
+        return self._search(more_like_query(query, caption), exclude=doc_id)
+
+    def _caption_of(self, doc_id: str) -> str:
         try:
-            if not query.hybrid:
-                body = self._knn(vector, query, query.k)
-                return knn_hits(self._call(self.client.search, index=self.index, body=body))
-            return self._hybrid(vector, query)
-        except OpenSearchConnectionError as exc:  # refused, reset, timed out (a subclass)
-            raise SearchUnavailableError(
-                f"OpenSearch at {mask_url(self.settings.opensearch.url)} is unreachable; "
-                "retry later"
-            ) from exc
+            doc = self._call(
+                self.client.get, index=self.index, id=doc_id, _source_includes=[F_CAPTION]
+            )
         except NotFoundError as exc:
-            raise SearchUnavailableError(
-                f"index {self.index} does not exist (run vsa indexer)"
-            ) from exc
-        except OpenSearchException as exc:
-            raise SearchUnavailableError(f"OpenSearch failed: {type(exc).__name__}: {exc}") from exc
+            if "index_not_found" in str(exc.error):
+                raise
+            raise HitNotFoundError(f"no keyframe {doc_id!r} in {self.index}") from exc
+        return str(doc["_source"][F_CAPTION])
+
+    def _search(self, query: SearchQuery, exclude: str | None) -> list[SearchHit]:
+        vector = self.embedder.encode([query.text])[0].tolist()
+        size = candidates_for(query.k, self.settings.collapse) if query.collapse else query.k
+        size += exclude is not None
+        hits = self._guard(lambda: self._ranked(vector, query, size))
+        if query.collapse:
+            hits = collapse_hits(hits, self.settings.collapse)
+        if exclude is not None:
+            hits = without_hit(hits, exclude)
+        return hits[: query.k]
+
+    def _ranked(self, vector: list[float], query: SearchQuery, size: int) -> list[SearchHit]:
+        if not query.hybrid:
+            body = self._knn(vector, query, size)
+            return knn_hits(self._call(self.client.search, index=self.index, body=body))
+        return self._hybrid(vector, query, size)
+
+    def _guard(self, call: Callable[[], T]) -> T:
+        return guarded(call, self.settings.opensearch.url, self.index)
 
     def _knn(self, vector: list[float], query: SearchQuery, size: int) -> dict[str, Any]:
         hnsw = self.settings.hnsw
         return knn_body(vector, query, size, hnsw.ef_search, hnsw.engine)
 
-    def _hybrid(self, vector: list[float], query: SearchQuery) -> list[SearchHit]:
-        size = max(query.k, self.settings.hybrid_candidates)
+    def _hybrid(self, vector: list[float], query: SearchQuery, size: int) -> list[SearchHit]:
+        each = max(size, self.settings.hybrid_candidates)
         header = {"index": self.index}
-        body = [header, self._knn(vector, query, size), header, bm25_body(query, size)]
+        body = [header, self._knn(vector, query, each), header, bm25_body(query, each)]
         knn_resp, bm25_resp = self._call(self.client.msearch, body=body)["responses"]
         for resp in (knn_resp, bm25_resp):
             if "error" in resp:
                 raise SearchUnavailableError(f"OpenSearch failed: {resp['error']}")
-        return fuse_hybrid(knn_resp, bm25_resp, self.settings.rrf_rank_constant, query.k)
+        return fuse_hybrid(knn_resp, bm25_resp, self.settings.rrf_rank_constant, size)
 
     def _call(self, method: Any, **kwargs: Any) -> dict[str, Any]:
         result: dict[str, Any] = method(request_timeout=self.settings.request_timeout_s, **kwargs)

@@ -16,6 +16,8 @@ from typing_extensions import Self
 
 from vsa.runtime.settings import OpenSearchSettings, ServiceSettings, VsaSettings
 
+from .collapse import CollapseRule
+
 #: Width of an all-MiniLM-L6-v2 sentence embedding.
 EMBEDDING_DIMS = 384
 
@@ -213,8 +215,8 @@ class IndexerSettings(ServiceSettings):
 
 
 class SearchSettings(VsaSettings):
-    """Search settings for the Python API, ``vsa search`` and ``vsa search-api`` (env prefix
-    ``VSA_SEARCH_``). Index names and the model must match the indexer's."""
+    """Search settings for the Python API, ``vsa search`` and the HTTP API (``vsa search-api``;
+    env prefix ``VSA_SEARCH_``). Index names and the model must match the indexer's."""
 
     model_config = SettingsConfigDict(env_prefix="VSA_SEARCH_")
 
@@ -243,3 +245,7 @@ class SearchSettings(VsaSettings):
     )
     api_host: str = Field("127.0.0.1", description="Address of the HTTP search endpoint.")
     api_port: int = Field(8088, ge=0, le=65535, description="Port of the HTTP endpoint; 0: any.")
+    collapse: CollapseRule = Field(
+        default_factory=CollapseRule,
+        description="When near-duplicate keyframes fold into one hit (vsa search, the HTTP API).",
+    )
