@@ -13,6 +13,7 @@ demo: setup
 test: setup
 	bash scripts/system-deps.sh test
 	$(BIN)/vsa assets >/dev/null
+	$(BIN)/vsa models fetch yolov8-fall >/dev/null
 	bash scripts/install-helm-tools.sh >/dev/null
 	$(BIN)/python -m pytest
 

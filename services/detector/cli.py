@@ -44,7 +44,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("detect", help="Detect objects in an image or video file; JSON lines.")
     p.add_argument("file", type=Path, help="A JPEG/PNG image or a video file.")
-    p.add_argument("--model", help="ONNX file or bundled model (yolov3-tiny, yolov3-tiny-int8).")
+    p.add_argument(
+        "--model",
+        help=f"ONNX file or bundled model ({', '.join(BUNDLED_MODELS)}; vsa models list).",
+    )
     p.add_argument("--conf", type=float, help="Confidence threshold 0..1 (default 0.25).")
     p.add_argument("--iou", type=float, help="NMS IoU threshold 0..1 (default 0.45).")
     p.add_argument("--classes", help="Comma-separated class names to keep, e.g. person,car.")
@@ -67,13 +70,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "models",
         help="List, fetch, convert or describe detector models.",
-        description="list: the bundled model names and the default; fetch: download the "
-        "YOLOv3-tiny Darknet files; convert: build the ONNX model (--int8: also the INT8 one); "
-        "info: a model's input, output, layout and classes (--verbose: everything as JSON).",
+        description="list: the bundled model names and the default; fetch: download a bundled "
+        "model's files (default: the YOLOv3-tiny Darknet files); convert: build the ONNX model "
+        "(--int8: also the INT8 one); info: a model's input, output, layout and classes "
+        "(--verbose: everything as JSON).",
     )
     p.add_argument("action", choices=["list", "fetch", "convert", "info"])
     p.add_argument(
-        "model", nargs="?", default=BUNDLED_MODELS[0], help="info: an ONNX file or bundled name."
+        "model",
+        nargs="?",
+        default=BUNDLED_MODELS[0],
+        help="fetch: a bundled name; info: an ONNX file or bundled name.",
     )
     p.add_argument("--int8", action="store_true", help="convert: also build the INT8 model.")
     p.add_argument("--input-size", help="convert/info: network input, 416 or HxW.")
@@ -300,7 +307,7 @@ def models_main(args: argparse.Namespace) -> int:
         if args.action == "list":
             return _models_list()
         if args.action == "fetch":
-            return _models_fetch()
+            return _models_fetch(args.model)
         if args.action == "convert":
             return _models_convert(size, args.int8)
         return _models_info(args.model, size, args.verbose)
@@ -309,9 +316,18 @@ def models_main(args: argparse.Namespace) -> int:
         return 1
 
 
-def _models_fetch() -> int:
-    from .models import fetch_yolov3_tiny
+def _models_fetch(model: str) -> int:
+    from .models import DEFAULT_MODEL, bundled_model, fetch_yolov3_tiny
 
+    if model not in BUNDLED_MODELS:
+        print(
+            f"vsa models fetch: {model!r} is not a bundled model (see: vsa models list)",
+            file=sys.stderr,
+        )
+        return 2
+    if model != DEFAULT_MODEL and not model.startswith(f"{DEFAULT_MODEL}-"):
+        print(bundled_model(model)[0].path)
+        return 0
     files = fetch_yolov3_tiny()
     print(f"cfg      {files.cfg}\nweights  {files.weights}\nclasses  {len(files.names)}")
     return 0
@@ -326,10 +342,19 @@ def _models_convert(size: tuple[int, int] | None, int8: bool) -> int:
     return 0
 
 
+#: One line on each bundled model for ``vsa models list``.
+BUNDLED_SUMMARY = {
+    "yolov3-tiny": "YOLOv3-tiny, COCO 80 classes, FP32 (Darknet weights converted to ONNX)",
+    "yolov3-tiny-int8": "the same, INT8 (about 2x faster on a CPU)",
+    "yolov8-fall": "Ultralytics YOLOv8 export, classes Normal and Fall, 640x640 "
+    "(weights AGPL-3.0 per its metadata)",
+}
+
+
 def _models_list() -> int:
     for name in BUNDLED_MODELS:
-        default = "  (default)" if name == DetectorSettings.model_fields["model"].default else ""
-        print(f"{name}{default}")
+        default = " (default)" if name == DetectorSettings.model_fields["model"].default else ""
+        print(f"{name:18} {BUNDLED_SUMMARY[name]}{default}")
     print("or the path of an ONNX file (Darknet-converted or Ultralytics YOLOv8/YOLO11 export)")
     return 0
 

@@ -20,7 +20,7 @@ from .backends.config import AutoConfig, BackendConfig, TensorRTConfig
 from .preprocess import STRIDE
 
 #: Names of the bundled models (fetched and converted into the cache on first use).
-BUNDLED_MODELS = ("yolov3-tiny", "yolov3-tiny-int8")
+BUNDLED_MODELS = ("yolov3-tiny", "yolov3-tiny-int8", "yolov8-fall")
 #: A little more than 8K UHD (7680x4320 = 33.2 Mpx).
 DEFAULT_MAX_FRAME_PIXELS = 36_000_000
 
@@ -37,7 +37,8 @@ class DetectorSettings(ServiceSettings):
         description="Path to an ONNX detection model (converted Darknet, or an Ultralytics "
         "YOLOv8/YOLO11 export), or a bundled model: 'yolov3-tiny' (COCO, FP32) or "
         "'yolov3-tiny-int8' (the same, statically quantised on vtest frames: ~2x faster on CPU, "
-        "~98 % of the FP32 boxes). Bundled models are fetched and converted into the cache on "
+        "~98 % of the FP32 boxes) or 'yolov8-fall' (an Ultralytics YOLOv8 export, classes Normal "
+        "and Fall, 640x640). Bundled models are fetched and converted into the cache on "
         "first use.",
     )
     backend: BackendConfig = Field(

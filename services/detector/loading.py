@@ -51,7 +51,7 @@ def resolve_model(model: str, input_size: tuple[int, int] | None) -> tuple[Path,
     if model in BUNDLED_MODELS:
         try:
             info, model_id = bundled_model(model, input_size)
-        except (ModelFetchError, DarknetError, QuantizationError, OSError) as exc:
+        except (ModelFetchError, DarknetError, QuantizationError, OSError, ValueError) as exc:
             raise ConfigError(f"bundled model {model!r} cannot be prepared: {exc}") from exc
         return info.path, model_id
     path = Path(model).expanduser()

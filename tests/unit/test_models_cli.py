@@ -17,8 +17,9 @@ def test_models_list_names_every_bundled_model_and_the_default(
     lines = capsys.readouterr().out.splitlines()
     default = DetectorSettings.model_fields["model"].default
     for name in BUNDLED_MODELS:
-        expected = f"{name}  (default)" if name == default else name
-        assert expected in lines
+        (line,) = [line for line in lines if line.split()[0] == name]
+        assert line.endswith("(default)") == (name == default), line
+        assert len(line.split()) > 3, f"no description: {line}"
 
 
 def test_models_info_is_short_by_default_and_json_with_verbose(
