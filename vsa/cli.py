@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from vsa import __version__
+from vsa.helptext import add_action_argument, settings_epilog
 from vsa.runtime.logs import setup_logging
 from vsa.runtime.redact import mask_secrets
 from vsa.runtime.settings import ConfigError, KafkaSettings
@@ -25,6 +26,18 @@ SERVICE_COMMANDS = (
     "vsa.services.tracker.cli",
     "vsa.services.captioner.cli",
 )
+
+DEVSTACK_ACTIONS = {
+    "up": "start (or reuse) Kafka and OpenSearch on 127.0.0.1, wait until healthy",
+    "down": "stop exactly what 'up' started (never an external cluster)",
+    "status": "endpoints, pids and health; exit 1 if a part is unhealthy",
+    "fetch": "only download and cache Kafka and OpenSearch (to use offline)",
+}
+TOPICS_ACTIONS = {
+    "create": "create the prefix's missing topics (existing ones are left alone)",
+    "list": "the prefix's topics and their partitions",
+    "delete": "delete the prefix's topics: asks (or --yes); non-empty: --force",
+}
 
 
 def _devstack(args: argparse.Namespace) -> int:
@@ -152,13 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("devstack", help="Local Kafka + OpenSearch: up, down, status, fetch.")
-    p.add_argument("action", choices=["up", "down", "status", "fetch"])
+    add_action_argument(p, DEVSTACK_ACTIONS)
     p.add_argument("--no-kafka", action="store_true", help="up: leave Kafka out.")
     p.add_argument("--no-opensearch", action="store_true", help="up: leave OpenSearch out.")
     p.set_defaults(func=_devstack)
 
-    p = sub.add_parser("topics", help="Create, list or delete the pipeline's topics.")
-    p.add_argument("action", choices=["create", "list", "delete"])
+    p = sub.add_parser(
+        "topics",
+        help="Create, list or delete the pipeline's topics.",
+        epilog=settings_epilog("TopicsSettings", "VSA_TOPICS_", config_flags=False),
+    )
+    add_action_argument(p, TOPICS_ACTIONS)
     p.add_argument("--topic-prefix", dest="prefix", default="", help="Topic name prefix.")
     p.add_argument(
         "--prefix",

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from vsa.helptext import add_service_parser
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``vsa captioner``."""
-    p = sub.add_parser("captioner", help="Run the captioner (keyframes → captions topic).")
-    p.add_argument("--config", type=Path, help="YAML file with CaptionerSettings keys.")
-    p.add_argument(
-        "--print-config",
-        action="store_true",
-        help="Print the effective settings (secrets masked) and where each came from, then exit.",
+    p = add_service_parser(
+        sub,
+        "captioner",
+        "Run the captioner (keyframes → captions topic).",
+        "CaptionerSettings",
+        "VSA_CAPTIONER_",
     )
     p.set_defaults(func=captioner_main)
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from vsa.helptext import add_action_argument, add_service_parser
 from vsa.runtime.settings import ConfigError, load_settings
 
 from .config import BUNDLED_MODELS, DetectorSettings
@@ -31,14 +32,22 @@ Decoded = tuple["FrameMeta", "FrameRef", "DecodedFrame"]
 DETECT_BATCH = 8
 
 
+MODELS_ACTIONS = {
+    "list": "the bundled model names and the default",
+    "fetch": "download a bundled model's files (default: the YOLOv3-tiny Darknet files)",
+    "convert": "build the ONNX model (--int8: also the INT8 one)",
+    "info": "a model's input, output, layout and classes (--verbose: all as JSON)",
+}
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``vsa detector``, ``vsa detect`` and ``vsa models``."""
-    p = sub.add_parser("detector", help="Run the detector service (frames → detections topic).")
-    p.add_argument("--config", type=Path, help="YAML file with DetectorSettings keys.")
-    p.add_argument(
-        "--print-config",
-        action="store_true",
-        help="Print the effective settings (secrets masked) and where each came from, then exit.",
+    p = add_service_parser(
+        sub,
+        "detector",
+        "Run the detector service (frames → detections topic).",
+        "DetectorSettings",
+        "VSA_DETECTOR_",
     )
     p.set_defaults(func=detector_main)
 
@@ -70,12 +79,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "models",
         help="List, fetch, convert or describe detector models.",
-        description="list: the bundled model names and the default; fetch: download a bundled "
-        "model's files (default: the YOLOv3-tiny Darknet files); convert: build the ONNX model "
-        "(--int8: also the INT8 one); info: a model's input, output, layout and classes "
-        "(--verbose: everything as JSON).",
     )
-    p.add_argument("action", choices=["list", "fetch", "convert", "info"])
+    add_action_argument(p, MODELS_ACTIONS)
     p.add_argument(
         "model",
         nargs="?",

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vsa.helptext import add_service_parser, settings_epilog
 from vsa.runtime.logs import event
 from vsa.runtime.redact import mask_secrets, mask_url
 from vsa.runtime.settings import load_settings
@@ -19,8 +20,13 @@ log = logging.getLogger("vsa.search")
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``vsa indexer``, ``vsa search`` and ``vsa search-api``."""
-    p = sub.add_parser("indexer", help="Run the indexer (captions, alerts → OpenSearch).")
-    p.add_argument("--config", type=Path, help="YAML file with IndexerSettings keys.")
+    p = add_service_parser(
+        sub,
+        "indexer",
+        "Run the indexer (captions, alerts → OpenSearch).",
+        "IndexerSettings",
+        "VSA_INDEXER_",
+    )
     p.add_argument(
         "--idle-exit", type=float, metavar="S", help="Stop after S seconds without messages."
     )
@@ -37,15 +43,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(func=indexer_main)
 
-    p = sub.add_parser("search", help="Search keyframes in plain words.")
+    p = sub.add_parser(
+        "search",
+        help="Search keyframes in plain words.",
+        epilog=settings_epilog("SearchSettings", "VSA_SEARCH_", config_flags=False),
+    )
     p.add_argument("text", help="What to look for, e.g. 'white van parked near the gate'.")
     add_filter_args(p)
     p.add_argument("--json", action="store_true", help="JSON output, thumbnails in base64.")
     p.add_argument("--config", type=Path, help="YAML file with SearchSettings keys.")
     p.set_defaults(func=search_main)
 
-    p = sub.add_parser("search-api", help="Serve GET /search?q=... as JSON over HTTP.")
-    p.add_argument("--config", type=Path, help="YAML file with SearchSettings keys.")
+    p = add_service_parser(
+        sub,
+        "search-api",
+        "Serve GET /search?q=... as JSON over HTTP.",
+        "SearchSettings",
+        "VSA_SEARCH_",
+    )
     p.add_argument("--host", help="Address to bind (default api_host, 127.0.0.1).")
     p.add_argument("--port", type=int, help="Port (default api_port, 8088; 0: any).")
     p.set_defaults(func=search_api_main)
@@ -70,6 +85,10 @@ def indexer_main(args: argparse.Namespace) -> int:
     from .settings import IndexerSettings
 
     settings = load_settings(IndexerSettings, args.config)
+    if args.print_config:
+        from vsa.runtime.print_config import print_config
+
+        return print_config(settings, args.config)
     if args.init_only:
         return init_indices(settings)
     if args.prepare_model:
@@ -182,6 +201,14 @@ def search_api_main(args: argparse.Namespace) -> int:
         overrides["api_host"] = args.host
     if args.port is not None:
         overrides["api_port"] = args.port
+    if args.print_config:
+        from vsa.runtime.print_config import print_config
+
+        from .settings import SearchSettings
+
+        return print_config(
+            load_settings(SearchSettings, args.config, **overrides), args.config, overrides
+        )
     searcher = make_searcher(args.config, **overrides)
     settings = searcher.settings
     server = make_server(searcher, settings.api_host, settings.api_port)

@@ -7,6 +7,7 @@ import logging
 import time
 from pathlib import Path
 
+from vsa.helptext import add_print_config, settings_epilog
 from vsa.progress import LiveTable, RateMeter
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import serve_http
@@ -27,7 +28,11 @@ COLUMNS = ("camera", "state", "decoded", "published", "fps", "dropped", "reconne
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``vsa ingest`` and ``vsa produce``."""
-    p = sub.add_parser("ingest", help="Run the ingest service (cameras → frames topic).")
+    p = sub.add_parser(
+        "ingest",
+        help="Run the ingest service (cameras → frames topic).",
+        epilog=settings_epilog("IngestSettings", "VSA_INGEST_"),
+    )
     add_ingest_args(p)
     p.set_defaults(func=ingest_main)
     p = sub.add_parser("produce", help="Push files, image folders or streams as N cameras.")
@@ -54,11 +59,7 @@ def add_ingest_args(parser: argparse.ArgumentParser) -> None:
         "its changes; replicas share them through a consumer group.",
     )
     parser.add_argument("--max-frames", type=int, help="Stop after this many frames in total.")
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="Print the effective settings (secrets masked) and where each came from, then exit.",
-    )
+    add_print_config(parser)
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from vsa.helptext import add_print_config, settings_epilog
 from vsa.runtime.settings import ConfigError, read_yaml
 
 if TYPE_CHECKING:  # the command imports numpy, scipy and the schemas only when it runs
@@ -37,16 +38,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "tracker",
         help="Run the tracker service (detections → tracks, alerts, keyframes topics).",
         description="Run the tracker service: a Faust worker that keeps every camera's state in "
-        "a table backed by its changelog topic. Settings: VSA_TRACKER_* variables, KAFKA_*, or a "
-        "YAML file with TrackerSettings keys.",
+        "a table backed by its changelog topic.",
+        epilog=settings_epilog("TrackerSettings", "VSA_TRACKER_"),
     )
     service.add_argument("--config", type=Path, help="YAML file with TrackerSettings keys.")
     service.add_argument("--rules", type=Path, help="YAML camera configs (sets rules_file).")
-    service.add_argument(
-        "--print-config",
-        action="store_true",
-        help="Print the effective settings (secrets masked) and where each came from, then exit.",
-    )
+    add_print_config(service)
     service.set_defaults(func=tracker_main)
     _register_track(sub)
 
