@@ -17,11 +17,16 @@ ground-truth boxes are fed to both trackers as detections under seeded perturbat
 Each setting runs ``--seeds`` seeds per sequence (``--seed-offset`` picks another set, e.g. to
 check on seeds the defaults were not tuned on); MOTA, IDF1, ID switches, false positives and
 misses are computed by py-motmetrics over all runs of a setting together (IoU >= 0.5 counts as a
-match). Both trackers get the same detections; each is used with one configuration for every
-setting (vsa: ``TrackerConfig()`` defaults; supervision: ``ByteTrack(frame_rate=25)``, its
-defaults otherwise; for ``low_fps`` both are told the real rate: vsa through capture times,
-supervision through ``frame_rate``). vsa reports the Kalman-filtered boxes of confirmed tracks
-matched on the frame; supervision the detection boxes it matched to tracks.
+match); ``ids`` counts the distinct track ids each tracker published over all runs, in any
+track state (vsa before issue 14 published tentative tracks with ids too), and ``< 1 s`` those
+of them matched over less than one second (first publication to last matched frame; lost tracks
+coasting after it do not count): the ids a user sees (the ground truth's own counts are printed
+for reference). Both trackers get the same detections;
+each is used with one configuration for every setting (vsa: ``TrackerConfig()`` defaults;
+supervision: ``ByteTrack(frame_rate=25)``, its defaults otherwise; for ``low_fps`` both are
+told the real rate: vsa through capture times, supervision through ``frame_rate``). vsa reports
+the Kalman-filtered boxes of confirmed tracks matched on the frame; supervision the detection
+boxes it matched to tracks.
 
 Usage::
 
@@ -133,7 +138,9 @@ def _fix_boxes(xyxy: F64) -> F64:
     return np.column_stack([lo, hi])
 
 
-Tracker = Callable[[Frame], tuple[npt.NDArray[np.int64], F64]]
+#: A tracker fed one frame: (ids of its tracks matched on the frame, their boxes, every id it
+#: published for the frame, whatever the track's state).
+Tracker = Callable[[Frame], tuple[npt.NDArray[np.int64], F64, npt.NDArray[np.int64]]]
 
 
 def vsa_tracker(fps: float) -> Tracker:
@@ -141,13 +148,13 @@ def vsa_tracker(fps: float) -> Tracker:
     config = TrackerConfig()
     state = TrackerState()
 
-    def update(frame: Frame) -> tuple[npt.NDArray[np.int64], F64]:
+    def update(frame: Frame) -> tuple[npt.NDArray[np.int64], F64, npt.NDArray[np.int64]]:
         nonlocal state
         dets = FrameDetections(frame.xyxy, frame.scores, np.zeros(len(frame.xyxy), np.int64))
         state, out = step(state, dets, frame.index / fps, frame.index, config)
         assert out is not None
         seen = out.observed()
-        return out.track_ids[seen], out.xyxy[seen]
+        return out.track_ids[seen], out.xyxy[seen], out.track_ids
 
     return update
 
@@ -158,14 +165,15 @@ def supervision_tracker(fps: float) -> Tracker:
         warnings.simplefilter("ignore", FutureWarning)
         tracker: Any = sv.ByteTrack(frame_rate=fps)
 
-    def update(frame: Frame) -> tuple[npt.NDArray[np.int64], F64]:
+    def update(frame: Frame) -> tuple[npt.NDArray[np.int64], F64, npt.NDArray[np.int64]]:
         dets = sv.Detections(
             xyxy=frame.xyxy.astype(np.float32),
             confidence=frame.scores.astype(np.float32),
             class_id=np.zeros(len(frame.xyxy), int),
         )
         tracked = tracker.update_with_detections(dets)
-        return np.asarray(tracked.tracker_id, np.int64), np.asarray(tracked.xyxy, np.float64)
+        ids = np.asarray(tracked.tracker_id, np.int64)
+        return ids, np.asarray(tracked.xyxy, np.float64), ids
 
     return update
 
@@ -187,19 +195,36 @@ def iou(a: F64, b: F64) -> F64:
     return result
 
 
-def evaluate(gt: list[Frame], dets: list[Frame], tracker: Tracker) -> Any:
+@dataclass
+class IdSpans:
+    """Frame index of every id's first publication and of its last match, in one run."""
+
+    first: dict[int, int]
+    last: dict[int, int]
+
+    def short(self) -> int:
+        """Ids matched over less than one second, from first publication to last match
+        (frame indices at FPS); an id never matched counts as 0 s."""
+        return sum((self.last.get(i, f) - f) / FPS < 1.0 for i, f in self.first.items())
+
+
+def evaluate(gt: list[Frame], dets: list[Frame], tracker: Tracker) -> tuple[Any, IdSpans]:
     """Run the tracker on every detection frame and score it against the same frames' truth."""
     truth = {f.index: f for f in gt}
     acc = mm.MOTAccumulator(auto_id=True)
+    spans = IdSpans({}, {})
     for frame in dets:
-        ids, boxes = tracker(frame)
+        ids, boxes, published = tracker(frame)
+        for track_id in published.tolist():
+            spans.first.setdefault(track_id, frame.index)
+        spans.last.update(dict.fromkeys(ids.tolist(), frame.index))
         true = truth[frame.index]
         dist = 1.0 - iou(true.xyxy, boxes) if len(boxes) and len(true.xyxy) else None
         if dist is None:
             dist = np.zeros((len(true.xyxy), len(boxes)))
         dist[dist > 1.0 - MATCH_IOU] = np.nan
         acc.update(true.ids.tolist(), ids.tolist(), dist)
-    return acc
+    return acc, spans
 
 
 def runs(
@@ -216,15 +241,36 @@ METRICS = ["mota", "idf1", "num_switches", "num_false_positives", "num_misses"]
 
 
 def measure(setting: Setting, seeds: int, offset: int) -> dict[str, dict[str, float]]:
-    """Overall metrics of every tracker for one setting."""
+    """Overall metrics of every tracker for one setting, with its id counts; the ground
+    truth's own id counts under the key "truth"."""
     results: dict[str, dict[str, float]] = {}
     for label, make in TRACKERS.items():
-        accs = [evaluate(gt, dets, make(fps)) for gt, dets, fps in runs(setting, seeds, offset)]
+        evaluated = [
+            (*evaluate(gt, dets, make(fps)), fps) for gt, dets, fps in runs(setting, seeds, offset)
+        ]
+        accs = [acc for acc, _, _ in evaluated]
         summary = mm.metrics.create().compute_many(
             accs, metrics=METRICS, names=[str(i) for i in range(len(accs))], generate_overall=True
         )
         results[label] = {m: float(summary.loc["OVERALL", m]) for m in METRICS}
+        results[label]["ids"] = sum(len(spans.first) for _, spans, _ in evaluated)
+        results[label]["short"] = sum(spans.short() for _, spans, _ in evaluated)
+    truth = [truth_spans(gt, setting) for gt, _, _ in runs(setting, seeds, offset)]
+    results["truth"] = {
+        "ids": sum(len(s.first) for s in truth),
+        "short": sum(s.short() for s in truth),
+    }
     return results
+
+
+def truth_spans(gt: list[Frame], setting: Setting) -> IdSpans:
+    """The ground truth's ids over the frames a setting keeps."""
+    spans = IdSpans({}, {})
+    for frame in gt[:: setting.frame_step]:
+        for track_id in frame.ids.tolist():
+            spans.first.setdefault(track_id, frame.index)
+            spans.last[track_id] = frame.index
+    return spans
 
 
 def main() -> None:
@@ -238,11 +284,16 @@ def main() -> None:
         f"seeds {args.seed_offset}..{args.seed_offset + args.seeds - 1} per sequence"
     )
     print(f"sequences: {', '.join(SEQUENCES)} (motmetrics {mm.__version__} package data)\n")
-    print("| setting | tracker | MOTA | IDF1 | ID sw | FP | FN | vs baseline |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| setting | tracker | MOTA | IDF1 | ID sw | FP | FN | ids | < 1 s | vs baseline |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     met = 0
     for setting in SETTINGS:
         results = measure(setting, args.seeds, args.seed_offset)
+        truth = results.pop("truth")
+        print(
+            f"| {setting.name} | ground truth | | | | | | {truth['ids']:.0f} | "
+            f"{truth['short']:.0f} | |"
+        )
         base = results["supervision ByteTrack (baseline)"]
         for label, r in results.items():
             verdict = ""
@@ -256,7 +307,7 @@ def main() -> None:
             print(
                 f"| {setting.name} | {label} | {r['mota']:.3f} | {r['idf1']:.3f} | "
                 f"{r['num_switches']:.0f} | {r['num_false_positives']:.0f} | "
-                f"{r['num_misses']:.0f} | {verdict} |"
+                f"{r['num_misses']:.0f} | {r['ids']:.0f} | {r['short']:.0f} | {verdict} |"
             )
     print(f"\ngoal (MOTA and IDF1 >= baseline) met in {met} of {len(SETTINGS)} settings")
     print(f"took {time.perf_counter() - started:.1f} s")

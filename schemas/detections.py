@@ -52,7 +52,10 @@ class Detections(FrameMessage):
 class TrackedObject(VsaModel):
     """One object the tracker follows, as seen in one frame."""
 
-    track_id: TrackId = Field(description="Per-camera track id, >= 1, stable across frames.")
+    track_id: TrackId = Field(
+        description="Per-camera track id, >= 1, stable across frames; given when the track is "
+        "confirmed, so ids count objects that lasted."
+    )
     xyxy: Xyxy
     class_id: ClassId = Field(description="Index of the class in the detector's class list.")
     class_name: ClassName = Field(description="Name of the class, e.g. 'person'.")
@@ -67,8 +70,9 @@ class TrackedObject(VsaModel):
         description="Frames since the track was created; 0 on the frame that created it.",
     )
     state: TrackState = Field(
-        description="'tentative' until confirmed by enough hits, 'confirmed', or 'lost' while it "
-        "coasts on its prediction without a matched detection."
+        description="'confirmed' (matched on this frame) or 'lost' while it coasts on its "
+        "prediction without a matched detection. The tracker publishes confirmed tracks only; "
+        "'tentative' (not yet confirmed) is found only in messages of older trackers."
     )
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vsa.schemas import Alert, CameraConfig, Keyframe, ObjectCount
+from vsa.schemas import Alert, CameraConfig, Keyframe, ObjectCount, TrackedObject
 
 from .describe import (
     NUMBER_WORDS,
@@ -39,6 +39,13 @@ def noun(class_name: str, count: int) -> str:
     return f"{NUMBER_WORDS[count] if count < len(NUMBER_WORDS) else count} {plural}"
 
 
+def named(obj: TrackedObject) -> bool:
+    """Whether a caption may describe and name this object: a confirmed track seen on the
+    frame. Lost tracks are only predicted; tentative ones (in keyframes of trackers before
+    issue 14) have no lasting id."""
+    return obj.state == "confirmed"
+
+
 def view_objects(
     keyframe: Keyframe,
     image: U8 | None,
@@ -54,7 +61,7 @@ def view_objects(
     width, height = frame_size or keyframe_size(keyframe, image)
     scale = image.shape[1] / width if image is not None else 1.0
     zones = config.zones if config is not None else []
-    visible = [obj for obj in keyframe.objects if obj.state != "lost"]  # lost: only predicted
+    visible = [obj for obj in keyframe.objects if named(obj)]
     colours: list[str | None] = [None] * len(visible)
     if options.with_colour and image is not None:
         colours = dominant_colours(

@@ -167,3 +167,13 @@ def test_empty_scene_and_timezone() -> None:
 def test_lost_tracks_are_not_described() -> None:
     lost = obj(1, (10, 10, 50, 100)).model_copy(update={"state": "lost"})
     assert describe(keyframe([lost]), None).text == "Afternoon. No objects in view."
+
+
+def test_tentative_tracks_of_old_keyframes_are_not_described() -> None:
+    """Trackers before issue 14 put unconfirmed tracks in keyframes; a caption never counts or
+    names them."""
+    seen = obj(1, (10, 10, 50, 100))
+    tentative = obj(2, (300, 10, 340, 100)).model_copy(update={"state": "tentative"})
+    description = describe(keyframe([seen, tentative]), None)
+    assert [(c.class_name, c.count) for c in description.objects] == [("person", 1)]
+    assert "2 people" not in description.text

@@ -104,6 +104,9 @@ def test_after_a_long_outage_old_tracks_never_take_new_objects() -> None:
     state, out = step(state, dets([box(100, 200)]), T0 + 10.4, 5)
     assert out is not None
     assert out.removed_ids.tolist() == [1]
+    assert ids_of(out) == []  # a new, tentative track: no id yet
+    state, out = step(state, dets([box(100, 200)]), T0 + 10.5, 6)
+    assert out is not None
     assert ids_of(out) == [2]
 
 
@@ -180,19 +183,48 @@ def test_which_frames_predate_the_current_numbering(
 def test_tracks_are_confirmed_after_min_hits_and_tentative_misses_remove_them() -> None:
     config = TrackerConfig(min_hits=3)
     frames = [dets([box(100, 200)])] + [dets([box(100, 200), box(400, 200)])] * 3
-    _, outs = run(frames, config=config)
+    state, outs = run(frames, config=config)
     assert ids_of(outs[0], STATUS_CONFIRMED) == [1]  # the camera's first frame confirms at once
-    assert ids_of(outs[1], STATUS_TENTATIVE) == [2]
-    assert ids_of(outs[2], STATUS_TENTATIVE) == [2]
+    assert ids_of(outs[1]) == [1]  # the second object is tentative: no id, not in the outputs
+    assert ids_of(outs[2]) == [1]
     assert ids_of(outs[3], STATUS_CONFIRMED) == [1, 2]
     assert outs[3].new_confirmed_ids.tolist() == [2]
-    # a tentative track that misses once is gone
-    _, outs = run(
+    assert STATUS_TENTATIVE not in np.concatenate([o.status for o in outs])
+    assert state.next_track_id == 3
+    # a tentative track that misses once is gone, and it never took an id
+    state, outs = run(
         [dets([box(100, 200)]), dets([box(100, 200), box(400, 200)]), dets([box(100, 200)])],
         config=config,
     )
-    assert outs[2].removed_ids.tolist() == [2]
+    assert outs[2].removed_ids.tolist() == []
     assert ids_of(outs[2]) == [1]
+    assert state.next_track_id == 2
+
+
+def test_ids_count_confirmed_tracks_only_however_many_tentative_ones_came_and_went() -> None:
+    """Flickering false positives start tentative tracks that never last: they take no id, so
+    the next object that stays gets the next id after the last confirmed one."""
+    frames = [dets([box(100, 200)])]
+    for k in range(1, 9):  # a new one-frame false box on every frame, somewhere else
+        frames.append(dets([box(100, 200), box(300 + 37 * k, 100 + 23 * k, 20, 20)]))
+    frames += [dets([box(100, 200), box(600, 400)])] * 3  # then a real second object
+    state, outs = run(frames)
+    assert [ids_of(o) for o in outs[:10]] == [[1]] * 10
+    assert [o.new_confirmed_ids.tolist() for o in outs[9:]] == [[], [2], []]
+    assert ids_of(outs[-1], STATUS_CONFIRMED) == [1, 2]
+    assert all(o.removed_ids.size == 0 for o in outs)
+    assert state.track_ids.tolist() == [1, 2]
+
+
+def test_tracks_confirmed_on_one_frame_are_numbered_in_order_and_rows_stay_sorted() -> None:
+    config = TrackerConfig(min_hits=2)
+    first = [dets([box(100, 200)])]
+    pairs = [dets([box(100, 200), box(300, 200), box(500, 200)])] * 2
+    state, outs = run(first + pairs + [dets([box(100, 200), box(500, 200)])], config=config)
+    assert outs[2].new_confirmed_ids.tolist() == [2, 3]
+    assert ids_of(outs[2]) == [1, 2, 3]
+    assert ids_of(outs[3], STATUS_LOST) == [2]
+    assert np.all(np.diff(state.track_ids) > 0)
 
 
 def test_lost_tracks_coast_then_are_removed_after_the_buffer() -> None:

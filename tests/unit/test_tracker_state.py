@@ -165,7 +165,7 @@ def test_bad_bytes_are_refused_clearly() -> None:
 
 def test_a_version_1_state_is_still_read() -> None:
     """States written before ``seq_start_ts`` (format version 1) are read back, the start unknown;
-    the next write is version 2."""
+    the next write is version 3."""
     one = FrameDetections(np.array([[0, 0, 10, 10.0]]), np.array([0.9]), np.array([0]))
     state, _ = step(TrackerState(), one, T0, 7)
     out = Writer()
@@ -177,8 +177,58 @@ def test_a_version_1_state_is_still_read() -> None:
     assert (old.last_frame_seq, old.last_ts, old.seq_start_ts) == (7, T0, 0.0)
     assert np.array_equal(old.floats, state.floats)
     assert np.array_equal(old.ints, state.ints)
-    assert old.to_bytes()[:8] == b"VSATRK\x00\x02"
+    assert old.to_bytes()[:8] == b"VSATRK\x00\x03"
     assert TrackerState.from_bytes(old.to_bytes()).to_bytes() == old.to_bytes()
+
+
+def version_2_bytes(state: TrackerState, numbered: dict[int, int]) -> bytes:
+    """``state`` as a tracker before issue 14 wrote it: every track numbered, tentative ones
+    included (``numbered``: row -> the id it had), rows in id order."""
+    ints = state.ints.copy()
+    for row, track_id in numbered.items():
+        ints[row, 0] = track_id
+    order = np.argsort(ints[:, 0], kind="stable")
+    out = Writer()
+    out.raw(b"VSATRK\x00\x02")
+    out.pack(
+        struct.Struct("<qddqI"),
+        state.last_frame_seq,
+        state.last_ts,
+        state.seq_start_ts,
+        max(state.next_track_id, *numbered.values()) + 1,
+        len(state),
+    )
+    out.array(state.floats[order], F8)
+    out.array(ints[order], I8)
+    return out.getvalue()
+
+
+def test_a_version_2_state_loses_its_tentative_ids_and_steps_on() -> None:
+    """A running deployment's table holds version 2 states, whose tentative tracks had ids:
+    read back, those tracks have none (they are numbered when confirmed, with ids above every
+    id given before), the confirmed ones keep theirs, and the next write is version 3."""
+    config = TrackerConfig(min_hits=2)
+    boxes = [[0, 0, 10, 10.0], [100, 100, 120, 140.0]]
+    first = FrameDetections(np.array(boxes[:1]), np.array([0.9]), np.array([0]))
+    both = FrameDetections(np.array(boxes), np.array([0.9, 0.9]), np.array([0, 0]))
+    state, _ = step(TrackerState(), first, T0, 0, config)
+    state, _ = step(state, both, T0 + 0.1, 1, config)  # row 1: tentative, id 2 under version 2
+    old = TrackerState.from_bytes(version_2_bytes(state, {1: 2}))
+    assert old.track_ids.tolist() == [1]
+    assert old.ints[:, 0].tolist() == [1, 0]
+    assert old.next_track_id == 3  # id 2 was shown as tentative: never given again
+    assert old.to_bytes()[:8] == b"VSATRK\x00\x03"
+    assert TrackerState.from_bytes(old.to_bytes()).to_bytes() == old.to_bytes()
+    new, out = step(old, both, T0 + 0.2, 2, config)
+    assert out is not None
+    assert out.new_confirmed_ids.tolist() == [3]
+    assert new.track_ids.tolist() == [1, 3]
+    # a version 2 state whose tentative row sat between confirmed ones (confirmed at once on
+    # the first frame, after it): tentative rows move last, confirmed rows stay in id order
+    mixed = version_2_bytes(state, {0: 5, 1: 4})
+    read = TrackerState.from_bytes(mixed)
+    assert read.ints[:, 0].tolist() == [5, 0]
+    assert not read.ints.flags.writeable
 
 
 def test_states_are_read_only_whether_stepped_or_decoded() -> None:

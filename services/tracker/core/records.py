@@ -53,7 +53,10 @@ class FrameDetections:
 
 @dataclass(frozen=True, eq=False)
 class TrackOutputs:
-    """Every live track after one frame, one row per track, sorted by track id.
+    """Every live confirmed track after one frame, one row per track, sorted by track id.
+
+    Tentative tracks are not here: they have no id until they are confirmed (their first row
+    is then in ``new_confirmed_ids``), so nothing downstream can name one.
 
     Several arrays are views of the new state's read-only arrays: copy before changing them.
 
@@ -71,10 +74,13 @@ class TrackOutputs:
             0 = moving right, 90 = down, -90 = up (0 for a still object).
         age_frames: ``(m,)`` int64 frame_seq distance since the track was created (0 on its
             first frame).
-        status: ``(m,)`` uint8 :data:`STATUS_TENTATIVE`, :data:`STATUS_CONFIRMED` (matched on this
-            frame) or :data:`STATUS_LOST` (confirmed, coasting without a match).
-        new_confirmed_ids: ids of tracks confirmed on this frame (new objects worth a keyframe).
-        removed_ids: ids of tracks removed on this frame (lost too long, or tentative and missed).
+        status: ``(m,)`` uint8 :data:`STATUS_CONFIRMED` (matched on this frame) or
+            :data:`STATUS_LOST` (confirmed, coasting without a match); never
+            :data:`STATUS_TENTATIVE`, which only old messages of the tracks topic carry.
+        new_confirmed_ids: ids of tracks confirmed on this frame, given to them on this frame
+            (new objects worth a keyframe).
+        removed_ids: ids of confirmed tracks removed on this frame (lost too long, or the
+            camera started over); tentative tracks that end had no id and are not listed.
     """
 
     frame_seq: int

@@ -2,8 +2,11 @@
 
 A row of ``floats`` (float64, :data:`N_FLOAT_COLS` columns) holds the Kalman state and the last
 match; a row of ``ints`` (int64, :data:`N_INT_COLS` columns) the id and life-cycle counters.
-Rows are sorted by track id (new tracks get the next id and are appended). Removed tracks are
-dropped, so the state is as large as the number of live tracks, whatever the camera's history.
+Only confirmed tracks have an id: a tentative track's ``TRACK_ID`` is 0 (:data:`NO_ID`) until it
+is confirmed and takes the next id of the counter, so ids users see are never spent on tracks
+that do not last. Rows are the confirmed tracks in ascending id order, then the tentative ones
+in the order they were created. Removed tracks are dropped, so the state is as large as the
+number of live tracks, whatever the camera's history.
 
 The state is immutable: its arrays are read-only, whether made by a step or read back from
 bytes, and :func:`step` returns a new state. It encodes to bytes and back exactly (see
@@ -32,7 +35,7 @@ CLASS_VOTES: Final = 22  # score-weighted majority-vote counter of CLASS_ID (>= 
 N_FLOAT_COLS: Final = 23
 
 # Columns of TrackerState.ints.
-TRACK_ID: Final = 0  # per-camera id, >= 1
+TRACK_ID: Final = 0  # per-camera id, >= 1 once confirmed; NO_ID while tentative
 FIRST_SEQ: Final = 1  # frame_seq of the frame that created the track
 HITS: Final = 2  # matched frames so far
 MISSES: Final = 3  # consecutive frames without a match (0: seen on the last frame)
@@ -43,9 +46,14 @@ N_INT_COLS: Final = 6
 TENTATIVE: Final = 0
 CONFIRMED: Final = 1
 
-#: First bytes of an encoded state; the last byte is the format version (2, with
-#: ``seq_start_ts``). Version 1 states (without it) are still read.
-MAGIC: Final = b"VSATRK\x00\x02"
+#: TRACK_ID of a tentative track: it has no id yet.
+NO_ID: Final = 0
+
+#: First bytes of an encoded state; the last byte is the format version: 3, tentative tracks
+#: without an id (:data:`NO_ID`). Versions 2 (tentative tracks numbered like confirmed ones) and
+#: 1 (also without ``seq_start_ts``) are still read: see :func:`_unnumber_tentative`.
+MAGIC: Final = b"VSATRK\x00\x03"
+MAGIC_V2: Final = b"VSATRK\x00\x02"
 MAGIC_V1: Final = b"VSATRK\x00\x01"
 _HEADER = struct.Struct("<qddqI")  # last_frame_seq, last_ts, seq_start_ts, next_track_id, rows
 _HEADER_V1 = struct.Struct("<qdqI")  # last_frame_seq, last_ts, next_track_id, rows
@@ -78,8 +86,10 @@ class TrackerState:
 
     @property
     def track_ids(self) -> I64:
-        """``(n,)`` ids of the live tracks, ascending."""
-        return self.ints[:, TRACK_ID]
+        """``(n,)`` ids of the live confirmed tracks (lost ones included), ascending."""
+        ids: I64 = self.ints[:, TRACK_ID]
+        confirmed: I64 = ids[ids != NO_ID]
+        return confirmed
 
     def restarted(self) -> TrackerState:
         """The state of a camera starting over: no tracks, no frame applied yet, but the id
@@ -106,18 +116,21 @@ class TrackerState:
         """Read a state written by :meth:`write` (or by version 1 of the format, before
         ``seq_start_ts``); StateFormatError if it is not one."""
         magic = src.raw(len(MAGIC))
-        if magic == MAGIC:
+        if magic in (MAGIC, MAGIC_V2):
             last_seq, last_ts, start_ts, next_id, rows = src.unpack(_HEADER)
         elif magic == MAGIC_V1:
             (last_seq, last_ts, next_id, rows), start_ts = src.unpack(_HEADER_V1), 0.0
         else:
-            raise StateFormatError("not a tracker state of format version 1 or 2 (bad magic)")
+            raise StateFormatError("not a tracker state of format version 1, 2 or 3 (bad magic)")
+        floats, ints = src.array_f8(rows, N_FLOAT_COLS), src.array_i8(rows, N_INT_COLS)
+        if magic != MAGIC:
+            floats, ints = _unnumber_tentative(floats, ints)
         return cls(
             last_frame_seq=int(last_seq),
             last_ts=float(last_ts),
             next_track_id=int(next_id),
-            floats=src.array_f8(rows, N_FLOAT_COLS),
-            ints=src.array_i8(rows, N_INT_COLS),
+            floats=floats,
+            ints=ints,
             seq_start_ts=float(start_ts),
         )
 
@@ -138,3 +151,19 @@ class TrackerState:
         state = cls.read(src)
         src.done()
         return state
+
+
+def _unnumber_tentative(floats: F64, ints: I64) -> tuple[F64, I64]:
+    """Rows of a version 1 or 2 state in today's form: tentative tracks lose the id they were
+    given then (:data:`NO_ID`; they take a new one if they are confirmed) and move after the
+    confirmed ones. The counter is not wound back: ids already shown are never given again."""
+    tentative = ints[:, STATUS] == TENTATIVE
+    if not tentative.any():
+        return floats, ints
+    order = np.argsort(tentative, kind="stable")
+    ints = ints[order]
+    ints[ints[:, STATUS] == TENTATIVE, TRACK_ID] = NO_ID
+    floats = floats[order]
+    floats.flags.writeable = False
+    ints.flags.writeable = False
+    return floats, ints

@@ -12,7 +12,11 @@ ByteTrack's association (Zhang et al., 2022) on a batched constant-velocity Kalm
    once unseen for more than ``max_lost_s`` (checked before matching, so a long gap in the
    stream never lets an old track take a new object) or ``max_lost_frames`` frames; tentative
    tracks with ``min_hits`` matches are confirmed; unmatched detections scoring
-   ``new_track_score`` or more start tracks.
+   ``new_track_score`` or more start tentative tracks.
+
+A track gets its id when it is confirmed, not when it starts: tentative tracks have no id and
+are not in the outputs, so the ids users see (tracks, alerts, keyframes, captions) count objects
+that lasted, with no gaps left by the flickering false positives that never did.
 
 Each stage is an optimal assignment (Hungarian method) that maximises the total margin of the
 pairs' IoU (score-weighted in stages 2 and 4) over the stage's threshold; pairs under it never
@@ -51,6 +55,7 @@ from .state import (
     MISSES,
     N_FLOAT_COLS,
     N_INT_COLS,
+    NO_ID,
     POS,
     SCORE,
     STATUS,
@@ -98,7 +103,8 @@ def step(
         config: tracker knobs (see :class:`TrackerConfig`).
 
     Returns:
-        ``(new_state, outputs)``. A frame already applied (``frame_seq <= state.last_frame_seq``,
+        ``(new_state, outputs)``; the outputs hold the confirmed tracks (matched or lost) only.
+        A frame already applied (``frame_seq <= state.last_frame_seq``,
         a redelivery) returns ``(state, None)`` unchanged, so replaying input is harmless. A
         frame that :func:`restarts_sequence` is applied to :meth:`TrackerState.restarted`
         instead: the old tracks are in its ``removed_ids``, new ones continue the id counter.
@@ -121,34 +127,33 @@ def step(
     floats, ints = _update_tracks(
         state, predicted, (measured, detections), (track_rows, det_rows), capture_ts, config
     )
-    was_tentative = ints[:, STATUS] == TENTATIVE
-    ints[was_tentative & (ints[:, HITS] >= config.min_hits), STATUS] = CONFIRMED
-    newly = ints[was_tentative & (ints[:, STATUS] == CONFIRMED), TRACK_ID]
+    promoted = (ints[:, STATUS] == TENTATIVE) & (ints[:, HITS] >= config.min_hits)
+    ints[promoted, STATUS] = CONFIRMED
     keep = _survivors(ints, config)
     removed = ints[~keep, TRACK_ID]
-    if removed.size:
-        floats, ints = floats[keep], ints[keep]  # never a track confirmed now: it matched
+    if removed.size:  # never a track confirmed now: it matched
+        floats, ints, promoted = floats[keep], ints[keep], promoted[keep]
     if stale.size or ended.size:
         removed = np.concatenate([ended, stale, removed])
     det_free = _all_true(len(detections))
     det_free[det_rows] = False
     new_dets = (det_free & (detections.scores >= config.new_track_score)).nonzero()[0]
     if new_dets.size:
-        status = CONFIRMED if (first_frame or config.min_hits <= 1) else TENTATIVE
+        at_once = first_frame or config.min_hits <= 1
         new_floats, new_ints = _new_tracks(
-            state, (measured, detections), new_dets, capture_ts, frame_seq, config
+            (measured, detections), new_dets, capture_ts, frame_seq, config
         )
-        new_ints[:, STATUS] = status
+        new_ints[:, STATUS] = CONFIRMED if at_once else TENTATIVE
         floats, ints = np.concatenate([floats, new_floats]), np.concatenate([ints, new_ints])
-        if status == CONFIRMED:
-            newly = np.concatenate([newly, new_ints[:, TRACK_ID]])
+        promoted = np.concatenate([promoted, np.full(new_dets.size, at_once)])
+    floats, ints, newly = _number_confirmed(floats, ints, promoted, state.next_track_id)
     floats.flags.writeable = False  # states are immutable; outputs share their memory
     ints.flags.writeable = False
     start_ts = capture_ts if first_frame else state.seq_start_ts
     new_state = TrackerState(
-        frame_seq, capture_ts, state.next_track_id + new_dets.size, floats, ints, start_ts
+        frame_seq, capture_ts, state.next_track_id + newly.size, floats, ints, start_ts
     )
-    return new_state, _outputs(new_state, frame_seq, capture_ts, newly, removed)
+    return new_state, _outputs(new_state, frame_seq, capture_ts, newly, removed[removed != NO_ID])
 
 
 def restarts_sequence(
@@ -310,36 +315,51 @@ def _survivors(ints: I64, config: TrackerConfig) -> Bools:
 
 
 def _new_tracks(
-    state: TrackerState,
     frame: tuple[F64, FrameDetections],
     rows: IntArray,
     capture_ts: float,
     frame_seq: int,
     config: TrackerConfig,
 ) -> tuple[F64, I64]:
-    """Rows of tracks started from unmatched detections, ids from the state's counter."""
+    """Rows of tracks started from unmatched detections, without ids (see _number_confirmed)."""
     measured, detections = frame
     floats = np.empty((rows.size, N_FLOAT_COLS), np.float64)
     floats[:, KALMAN] = kalman.initiate(measured[rows], config)
     floats[:, LAST_SEEN_TS] = capture_ts
     floats[:, SCORE] = detections.scores[rows]
     floats[:, CLASS_VOTES] = detections.scores[rows]
-    ints = np.zeros((rows.size, N_INT_COLS), np.int64)
-    ints[:, TRACK_ID] = np.arange(state.next_track_id, state.next_track_id + rows.size)
+    ints = np.zeros((rows.size, N_INT_COLS), np.int64)  # TRACK_ID: NO_ID
     ints[:, FIRST_SEQ] = frame_seq
     ints[:, HITS] = 1
     ints[:, CLASS_ID] = detections.class_ids[rows]
     return floats, ints
 
 
+def _number_confirmed(
+    floats: F64, ints: I64, promoted: Bools, next_id: int
+) -> tuple[F64, I64, I64]:
+    """Give the tracks confirmed on this frame (``promoted`` rows) the next ids, in row order,
+    and move them after the other confirmed tracks, before the tentative ones: the rows stay
+    sorted by id. Returns the rows and the new ids."""
+    count = int(np.count_nonzero(promoted))
+    if count == 0:
+        return floats, ints, _NO_IDS
+    newly = np.arange(next_id, next_id + count, dtype=np.int64)
+    ints[promoted, TRACK_ID] = newly
+    order = np.argsort(ints[:, STATUS] == TENTATIVE, kind="stable")
+    return floats[order], ints[order], newly
+
+
 def _outputs(
     state: TrackerState, frame_seq: int, capture_ts: float, newly: I64, removed: I64
 ) -> TrackOutputs:
-    """The columnar view of every live track after this frame."""
-    f, i = state.floats, state.ints
+    """The columnar view of every live confirmed track after this frame (tentative tracks
+    have no id yet and are left out; they are the last rows)."""
+    confirmed = int(np.count_nonzero(state.ints[:, STATUS] == CONFIRMED))
+    f, i = state.floats[:confirmed], state.ints[:confirmed]
     velocity = f[:, VEL_XY]
-    # tentative 0, confirmed 1, lost 2 (STATUS_* codes): a confirmed track with misses is lost
-    status = (i[:, STATUS] * (1 + (i[:, MISSES] > 0))).astype(np.uint8)
+    # confirmed 1, lost 2 (STATUS_* codes): a confirmed track with misses is lost
+    status = (1 + (i[:, MISSES] > 0)).astype(np.uint8)
     return TrackOutputs(
         frame_seq=frame_seq,
         capture_ts=capture_ts,
