@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vsa needs on a machine: Java 17 and Maven (the local Kafka and
 # OpenSearch), ffmpeg and rtsp-server-perl (live-stream tests serve the sample clip over RTSP/HTTP),
-# qemu-user (a test runs the INT8 detector as on an x86 CPU without VNNI).
+# qemu-user (a test runs the INT8 detector as on an x86 CPU without VNNI), mosquitto (the notifier's
+# MQTT test runs its own broker; probed by mosquitto_passwd, which is on every user's PATH).
 # Root installs what is missing with apt-get; anyone else gets the command to run.
 #   usage: scripts/system-deps.sh [runtime|test]
 set -euo pipefail
 need=(java:openjdk-17-jre-headless mvn:maven)
 if [[ "${1:-test}" == "test" ]]; then
   need+=(ffmpeg:ffmpeg rtsp-server-perl:rtsp-server-perl qemu-x86_64:qemu-user)
+  need+=(mosquitto_passwd:mosquitto)
 fi
 missing=()
 for pair in "${need[@]}"; do

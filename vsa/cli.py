@@ -25,6 +25,9 @@ SERVICE_COMMANDS = (
     "vsa.services.detector.cli",
     "vsa.services.tracker.cli",
     "vsa.services.captioner.cli",
+    "vsa.services.notifier.cli",
+    "vsa.operate.cameras",
+    "vsa.operate.alerts",
 )
 
 DEVSTACK_ACTIONS = {

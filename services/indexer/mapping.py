@@ -218,3 +218,23 @@ def alert_document(alert: Alert, indexed_at: float | None = None) -> dict[str, A
         "details": dict(alert.details),
         F_INDEXED: ts_to_millis(time.time() if indexed_at is None else indexed_at),
     }
+
+
+def alert_from_document(source: dict[str, Any]) -> Alert:
+    """The alert an alerts-index document was written from (:func:`alert_document` undone;
+    ``ts`` to the millisecond it was stored with). ``SchemaError`` for a document that is not
+    a valid alert."""
+    return Alert.from_dict(
+        {
+            "alert_id": source.get("alert_id"),
+            "camera_id": source.get(F_CAMERA),
+            "rule_id": source.get("rule_id"),
+            "kind": source.get("kind"),
+            "track_ids": source.get(F_TRACKS),
+            "class_name": source.get("class_name"),
+            "ts": int(source.get(F_TIME) or 0) / 1000.0,
+            "frame_seq": source.get(F_FRAME_SEQ),
+            "snapshot": source.get("snapshot"),
+            "details": source.get("details") or {},
+        }
+    )

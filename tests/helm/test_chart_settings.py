@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from vsa.runtime.settings import KafkaSettings, OpenSearchSettings, load_settings
@@ -20,6 +21,7 @@ from vsa.runtime.topics import TopicsSettings
 from vsa.services.ingest.config import load_cameras_file
 
 from .conftest import INSTALL_TIMEOUT_S, Rendered, Renderer
+from .test_chart_render import KUBERNETES_VERSION
 
 pytestmark = pytest.mark.timeout(INSTALL_TIMEOUT_S + 120)
 
@@ -31,6 +33,7 @@ SETTINGS = {
     "captioner": ("vsa.services.captioner.config", "CaptionerSettings"),
     "indexer": ("vsa.services.indexer.settings", "IndexerSettings"),
     "tracker": ("vsa.services.tracker.config", "TrackerSettings"),
+    "notifier": ("vsa.services.notifier.config", "NotifierSettings"),
 }
 PLACEHOLDER = "from-a-secret"
 PREFIXES = ("KAFKA_", "OPENSEARCH_", "VSA_")
@@ -127,3 +130,48 @@ def test_the_hook_sets_up_the_indices_with_the_indexers_settings(
     assert settings.opensearch.url == env["OPENSEARCH_URL"]
     without = render(sets=["indexer.enabled=false"]).get("Job", "vsa-topics")
     assert [c["name"] for c in without["spec"]["template"]["spec"]["containers"]] == ["topics"]
+
+
+def test_the_notifier_is_optional_and_accepts_what_the_chart_renders(
+    render: Renderer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from vsa.services.notifier.config import NotifierSettings
+
+    assert "Deployment/vsa-notifier" not in render().names()
+    sets = [
+        "notifier.enabled=true",
+        "notifier.webhook.urlSecret.name=alert-hook",
+        "notifier.webhook.tokenSecret.name=alert-hook",
+        "notifier.mqtt.host=mqtt.home",
+        "notifier.mqtt.username=nvr",
+        "notifier.mqtt.passwordSecret.name=mqtt",
+        "notifier.config.retry.max_tries=7",
+        "topics.prefix=site-a.",
+    ]
+    rendered = render(sets=sets)
+    deployment = rendered.get("Deployment", "vsa-notifier")
+    for doc in (deployment, rendered.get("Service", "vsa-notifier")):
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    assert rendered.get("Service", "vsa-notifier")["spec"]["ports"][0]["port"] == 9106
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+    }
+    assert secrets["VSA_NOTIFIER_WEBHOOK__URL"] == {"name": "alert-hook", "key": "url"}
+    assert secrets["VSA_NOTIFIER_WEBHOOK__TOKEN"] == {"name": "alert-hook", "key": "token"}
+    assert secrets["VSA_NOTIFIER_MQTT__PASSWORD"] == {"name": "mqtt", "key": "password"}
+    use_env(monkeypatch, container)
+    monkeypatch.setenv("VSA_NOTIFIER_WEBHOOK__URL", "https://hooks.example/T0/abc")  # the Secret
+    config_file = tmp_path / "notifier.yaml"
+    config_file.write_text(rendered.get("ConfigMap", "vsa-config")["data"]["notifier.yaml"])
+    settings = load_settings(NotifierSettings, config_file)
+    assert settings.retry.max_tries == 7
+    assert (settings.mqtt.host, settings.mqtt.port, settings.mqtt.username) == (
+        "mqtt.home",
+        1883,
+        "nvr",
+    )
+    assert settings.mqtt.topic == "vsa/alerts/{camera_id}/{kind}"
+    assert settings.mqtt.password is not None
+    assert settings.group_id == "site-a.vsa-notifier"
+    assert settings.topics.prefix == "site-a."

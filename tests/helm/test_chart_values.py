@@ -43,6 +43,14 @@ def refused(run_helm: HelmRunner, sets: list[str], files: tuple[str, ...] = ()) 
             "vsa: tracker replicas 9 exceeds topics.partitions 8",
         ),
         (
+            ["notifier.enabled=true"],
+            "vsa: notifier.enabled is true but it has nowhere to send alerts",
+        ),
+        (
+            ["notifier.enabled=true", "notifier.mqtt.host=mq", "notifier.replicas=9"],
+            "vsa: notifier replicas 9 exceeds topics.partitions 8",
+        ),
+        (
             ["detector.gpu.enabled=true", "gpuImage.tag=0.1.0"],
             'vsa: detector.gpu.enabled is true but the GPU image tag "0.1.0" does not match',
         ),

@@ -21,8 +21,9 @@ def _parsers(
         if isinstance(action, argparse._SubParsersAction):
             helps = {choice.dest: choice.help for choice in action._choices_actions}
             for sub_name, sub in action.choices.items():
-                for full, p, _ in _parsers(sub, f"{name} {sub_name}"):
-                    yield full, p, helps.get(sub_name) if full == f"{name} {sub_name}" else None
+                for full, p, summary in _parsers(sub, f"{name} {sub_name}"):
+                    # a nested subcommand (vsa cameras add) keeps the summary its parent gave it
+                    yield full, p, helps.get(sub_name) if full == f"{name} {sub_name}" else summary
 
 
 def test_help_has_no_rest_markup_and_every_subcommand_is_described() -> None:
@@ -71,7 +72,16 @@ def _positional_choices(parser: argparse.ArgumentParser) -> bool:
     )
 
 
-SERVICES = ("ingest", "detector", "tracker", "captioner", "indexer", "search", "search-api")
+SERVICES = (
+    "ingest",
+    "detector",
+    "tracker",
+    "captioner",
+    "indexer",
+    "search",
+    "search-api",
+    "notifier",
+)
 
 
 def test_every_service_help_points_at_the_settings_reference() -> None:

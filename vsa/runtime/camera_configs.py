@@ -22,6 +22,9 @@ value) removes a camera's config; an invalid config is logged with the camera an
 the previous one stays in force. :meth:`CameraConfigs.snapshot` gives only cameras of partitions
 read up to their end since assignment, so a reader does not act on an old record that a later one
 in the same partition overrides.
+
+:func:`read_camera_configs` reads the whole topic once (``vsa cameras``) and
+:func:`publish_camera_config` writes one camera's config or its tombstone.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from vsa.runtime.kafka import consumer_config
+from vsa.runtime.kafka import Output, Producer, consumer_config
 from vsa.runtime.logs import event
 from vsa.runtime.settings import KafkaSettings
 from vsa.schemas import CameraConfig, SchemaError
@@ -272,3 +275,35 @@ class CameraConfigs:
         )
         if self.on_revoke is not None and cameras:
             self.on_revoke(cameras)
+
+
+def read_camera_configs(
+    kafka: KafkaSettings, topic: str, client_id: str, timeout_s: float = 30.0
+) -> CameraConfigs:
+    """Every camera's latest valid config, the topic read once to its end (no group, no
+    commits); ``TimeoutError`` when that takes longer than ``timeout_s``. The caller checks
+    that the topic exists: a missing one reads as empty."""
+    configs = CameraConfigs(kafka, topic, client_id)
+    try:
+        configs.start()
+        if not configs.follower.wait_synced(timeout_s):
+            raise TimeoutError(f"{topic} was not read to its end within {timeout_s:g} s")
+    finally:
+        configs.stop()
+    return configs
+
+
+def publish_camera_config(
+    kafka: KafkaSettings,
+    topic: str,
+    camera_id: str,
+    config: CameraConfig | None,
+    client_id: str,
+    timeout_s: float = 30.0,
+) -> None:
+    """Write ``config`` as ``camera_id``'s record (None: a tombstone, which removes the camera)
+    and wait until Kafka acknowledged it (``DeliveryError`` otherwise)."""
+    producer = Producer(kafka, client_id)
+    value = None if config is None else config.to_bytes()
+    producer.produce(Output(topic, camera_id, value))  # type: ignore[arg-type]  # tombstone
+    producer.flush(timeout_s)

@@ -14,7 +14,7 @@ from vsa.runtime.settings import TopicNames, TopicSpec, VsaSettings
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-SERVICES = ("ingest", "detector", "tracker", "captioner", "indexer")
+SERVICES = ("ingest", "detector", "tracker", "captioner", "indexer", "notifier")
 
 
 class TopicsSettings(VsaSettings):

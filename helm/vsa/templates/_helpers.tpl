@@ -398,12 +398,13 @@ every ingest.shards entry. Each becomes one Deployment with its own cameras file
 {{- end -}}
 
 {{/*
-Deployment of a Kafka consumer service (detector, captioner, indexer): replicas unless an
-autoscaler owns them. Args: as vsa.podSpec.
+Deployment of a Kafka consumer service (detector, captioner, indexer, notifier): replicas unless
+an autoscaler owns them (a service without `autoscaling` values has none). Args: as vsa.podSpec.
 */}}
 {{- define "vsa.consumerDeployment" -}}
 {{- $root := .root -}}
 {{- $svc := .svc -}}
+{{- $auto := default (dict "hpa" (dict) "keda" (dict)) $svc.autoscaling -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -411,7 +412,7 @@ metadata:
   labels:
     {{- include "vsa.labels" . | nindent 4 }}
 spec:
-  {{- if not (or $svc.autoscaling.hpa.enabled $svc.autoscaling.keda.enabled) }}
+  {{- if not (or $auto.hpa.enabled $auto.keda.enabled) }}
   replicas: {{ $svc.replicas }}
   {{- end }}
   revisionHistoryLimit: 5

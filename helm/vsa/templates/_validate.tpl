@@ -9,6 +9,7 @@ values.schema.json checks types and ranges; these checks need more than one valu
 {{- include "vsa.validate.consumer" (dict "root" $ "component" $component "svc" (index $.Values $component)) -}}
 {{- end -}}
 {{- include "vsa.validate.tracker" . -}}
+{{- include "vsa.validate.notifier" . -}}
 {{- range $component := list "detector" "captioner" -}}
 {{- include "vsa.validate.gpu" (dict "root" $ "component" $component "svc" (index $.Values $component)) -}}
 {{- end -}}
@@ -123,6 +124,18 @@ values.schema.json checks types and ranges; these checks need more than one valu
 {{- end -}}
 {{- else if and (eq $c "detector") (has $svc.backend.type (list "torch" "tensorrt")) -}}
 {{- fail (printf "vsa: detector.backend.type %s runs on a GPU: set detector.gpu.enabled=true (and use the GPU image), or use onnxruntime/auto on the CPU" $svc.backend.type) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vsa.validate.notifier" -}}
+{{- $n := .Values.notifier -}}
+{{- if $n.enabled -}}
+{{- if not (or $n.webhook.urlSecret.name $n.mqtt.host) -}}
+{{- fail "vsa: notifier.enabled is true but it has nowhere to send alerts: set notifier.webhook.urlSecret.name (an existing Secret holding the webhook URL) and/or notifier.mqtt.host" -}}
+{{- end -}}
+{{- if and .Values.validation.partitions (gt (int $n.replicas) (int .Values.topics.partitions)) -}}
+{{- fail (printf "vsa: notifier replicas %d exceeds topics.partitions %d: the extra pods would get no alerts partition" (int $n.replicas) (int .Values.topics.partitions)) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
