@@ -56,11 +56,13 @@ def followers(
 
 @pytest.fixture(autouse=True)
 def keep_log_handlers() -> Iterator[None]:
-    """vsa's main() points the root logger at this test's (captured) stderr: put it back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    """vsa's main() points the root logger at this test's (captured) stderr, and vsa cameras
+    quietens the camera-config follower's logger: put both back."""
+    root, follower = logging.getLogger(), logging.getLogger("vsa.camera_configs")
+    handlers, level, follower_level = root.handlers[:], root.level, follower.level
     yield
     root.handlers[:], root.level = handlers, level
+    follower.setLevel(follower_level)
 
 
 def records(kafka: KafkaSettings, topic: str) -> int:
