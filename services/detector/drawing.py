@@ -1,14 +1,17 @@
-"""Annotated images for ``vsa detect --draw``: boxes and ``class score`` labels (Pillow)."""
+"""Annotated images: boxes and labels drawn with Pillow, for ``vsa detect --draw`` (detections,
+``class score``) and the HTTP API's frames (tracked objects, ``#track_id class``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import simplejpeg
 
-from vsa.schemas import Detections
+from vsa.schemas import Detections, Tracks
 
 U8 = npt.NDArray[np.uint8]
 
@@ -64,28 +67,59 @@ def place_labels(
     return placed
 
 
-def annotate(image: U8, detections: Detections) -> U8:
-    """A copy of ``image`` (``(h, w, 3)`` uint8 RGB, the frame the detections are for) with
-    every box drawn and labelled; labels stay inside the frame and off each other."""
+@dataclass(frozen=True)
+class LabelledBox:
+    """One box to draw: ``xyxy`` in pixels of the image, the label written on it, and the id
+    that picks its colour (a class id, so one class keeps one colour)."""
+
+    xyxy: tuple[float, float, float, float]
+    label: str
+    colour_id: int
+
+
+def draw_boxes(image: U8, boxes: Sequence[LabelledBox]) -> U8:
+    """A copy of ``image`` (``(h, w, 3)`` uint8 RGB) with every box drawn and labelled; labels
+    stay inside the frame and off each other."""
     from PIL import Image, ImageDraw
 
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
-    labels = [f"{box.class_name} {box.score:.2f}" for box in detections.boxes]
     sizes = []
-    for label in labels:
-        left, top, right, bottom = draw.textbbox((0, 0), label)
+    for box in boxes:
+        left, top, right, bottom = draw.textbbox((0, 0), box.label)
         sizes.append((int(right - left) + 3, int(bottom - top) + 3))
-    boxes = [(box.xyxy[0], box.xyxy[1], box.xyxy[2], box.xyxy[3]) for box in detections.boxes]
-    rects = place_labels(boxes, sizes, canvas.size)
-    for box in detections.boxes:  # boxes first, so no box line crosses a label
-        colour = PALETTE[box.class_id % len(PALETTE)]
-        draw.rectangle(tuple(box.xyxy), outline=colour, width=LINE_WIDTH)
-    for box, label, rect in zip(detections.boxes, labels, rects, strict=True):
-        colour = PALETTE[box.class_id % len(PALETTE)]
-        draw.rectangle(rect, fill=colour)
-        draw.text((rect[0] + 1, rect[1] + 1), label, fill=(0, 0, 0))
+    rects = place_labels([box.xyxy for box in boxes], sizes, canvas.size)
+    for box in boxes:  # boxes first, so no box line crosses a label
+        draw.rectangle(box.xyxy, outline=PALETTE[box.colour_id % len(PALETTE)], width=LINE_WIDTH)
+    for box, rect in zip(boxes, rects, strict=True):
+        draw.rectangle(rect, fill=PALETTE[box.colour_id % len(PALETTE)])
+        draw.text((rect[0] + 1, rect[1] + 1), box.label, fill=(0, 0, 0))
     return np.asarray(canvas, np.uint8)
+
+
+def annotate(image: U8, detections: Detections) -> U8:
+    """A copy of ``image`` (the frame the detections are for) with every detection drawn and
+    labelled ``class score``."""
+    return draw_boxes(
+        image,
+        [
+            LabelledBox(box.xyxy, f"{box.class_name} {box.score:.2f}", box.class_id)
+            for box in detections.boxes
+        ],
+    )
+
+
+def annotate_tracks(image: U8, tracks: Tracks) -> U8:
+    """A copy of ``image`` (the frame the tracks message is for) with every tracked object drawn
+    and labelled ``#track_id class``; lost tracks (predicted, not seen) are left out."""
+    return draw_boxes(
+        image,
+        [
+            LabelledBox(obj.xyxy, f"#{obj.track_id} {obj.class_name}", obj.class_id)
+            for obj in tracks.tracks
+            if obj.state != "lost"
+        ],
+    )
 
 
 def write_annotated(image: U8, detections: Detections, out_dir: Path) -> Path:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from vsa.helptext import add_service_parser, settings_epilog
-from vsa.runtime.logs import event
 from vsa.runtime.redact import mask_secrets, mask_url
 from vsa.runtime.settings import load_settings
 
@@ -51,13 +50,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("text", help="What to look for, e.g. 'white van parked near the gate'.")
     add_filter_args(p)
     p.add_argument("--json", action="store_true", help="JSON output, thumbnails in base64.")
+    p.add_argument(
+        "--no-collapse",
+        dest="collapse",
+        action="store_false",
+        help="Show near-duplicate keyframes (same camera, tracks and words, close in time) one "
+        "by one instead of as one hit with a count and a time range.",
+    )
     p.add_argument("--config", type=Path, help="YAML file with SearchSettings keys.")
     p.set_defaults(func=search_main)
 
     p = add_service_parser(
         sub,
         "search-api",
-        "Serve GET /search?q=... as JSON over HTTP.",
+        "Serve the HTTP API: search, alerts, cameras, frames (OpenAPI at /docs).",
         "SearchSettings",
         "VSA_SEARCH_",
     )
@@ -155,6 +161,7 @@ def search_main(args: argparse.Namespace) -> int:
             until=parse_time(args.until) if args.until else None,
             k=args.k,
             hybrid=args.hybrid,
+            collapse=args.collapse,
         )
     except QueryError as exc:
         print(f"vsa search: invalid query: {exc}", file=sys.stderr)
@@ -173,29 +180,28 @@ def search_main(args: argparse.Namespace) -> int:
 
 
 def format_hits(hits: list[Any]) -> str:
-    """A plain-text table: rank, score, camera, UTC time, frame_seq, caption."""
+    """A plain-text table: rank, score, camera, UTC time, frame_seq, keyframes folded into the
+    hit with their time span (``x3 12s``), caption."""
     if not hits:
         return "no hits"
     lines = [
-        f"{'#':>3}  {'score':>6}  {'camera':<16}  {'time (UTC)':<19}  {'frame_seq':>9}  caption"
+        f"{'#':>3}  {'score':>6}  {'camera':<16}  {'time (UTC)':<19}  {'frame_seq':>9}  "
+        f"{'n':>8}  caption"
     ]
     for rank, hit in enumerate(hits, start=1):
         when = hit.capture_time.strftime("%Y-%m-%d %H:%M:%S")
         caption = hit.caption if len(hit.caption) <= 90 else hit.caption[:87] + "..."
+        first, last = hit.time_range
+        folded = f"x{hit.count} {last - first:.0f}s" if hit.count > 1 else "1"
         lines.append(
             f"{rank:>3}  {hit.score:>6.3f}  {hit.camera_id[:16]:<16}  {when:<19}  "
-            f"{hit.frame_seq:>9}  {caption}"
+            f"{hit.frame_seq:>9}  {folded:>8}  {caption}"
         )
     return "\n".join(lines)
 
 
 def search_api_main(args: argparse.Namespace) -> int:
-    """``vsa search-api``: serve until SIGINT/SIGTERM."""
-    import signal
-    import threading
-
-    from .api import make_server
-
+    """``vsa search-api``: the HTTP API (:mod:`vsa.services.api`) until SIGINT/SIGTERM."""
     overrides: dict[str, Any] = {}
     if args.host is not None:
         overrides["api_host"] = args.host
@@ -209,20 +215,6 @@ def search_api_main(args: argparse.Namespace) -> int:
         return print_config(
             load_settings(SearchSettings, args.config, **overrides), args.config, overrides
         )
-    searcher = make_searcher(args.config, **overrides)
-    settings = searcher.settings
-    server = make_server(searcher, settings.api_host, settings.api_port)
-    # shutdown() waits for serve_forever() to return, so it must run outside the signal handler.
-    stop = threading.Thread(target=server.shutdown, daemon=True)
-    signal.signal(signal.SIGTERM, lambda *_: stop.start())
-    host, port = settings.api_host, server.server_port
-    event(log, "search_api_listening", host=host, port=port, index=searcher.index)
-    print(f"listening on http://{host}:{port}/search?q=...", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        event(log, "search_api_stopped", port=port)
-    return 0
+    from vsa.services.api.service import serve_api
+
+    return serve_api(args.config, overrides)

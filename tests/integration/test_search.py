@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from vsa.runtime.settings import OpenSearchSettings
-from vsa.services.indexer.api import make_server, start_in_thread
+from vsa.services.api.server import start_in_thread
+from vsa.services.api.service import make_server
 from vsa.services.indexer.embedder import SentenceEmbedder
 from vsa.services.indexer.mapping import caption_doc_id, caption_document
 from vsa.services.indexer.search import Searcher, SearchQuery

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from vsa.services.indexer.api import query_from_params
+from vsa.services.api.params import query_from_params
 from vsa.services.indexer.search import (
     QueryError,
     SearchQuery,
