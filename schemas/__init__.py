@@ -47,7 +47,6 @@ from .common import (
     ID_PATTERN,
     MAX_JSON_MESSAGE_BYTES,
     SCHEMA_VERSION,
-    AlertKind,
     CameraId,
     FrameRef,
     SchemaError,
@@ -58,6 +57,7 @@ from .detections import Detection, Detections, TrackedObject, Tracks, TrackState
 from .dlq import MAX_ERROR_MESSAGE_CHARS, DeadLetter
 from .frames import FrameMeta
 from .registry import HEADER_TOPICS, TOPIC_MODELS, VALUE_TOPICS, decode
+from .rules import RULE_KINDS, AlertKind, RuleConfig
 
 __all__ = [
     "ALERT_ID_HEX_DIGITS",
@@ -67,6 +67,7 @@ __all__ = [
     "MAX_ERROR_MESSAGE_CHARS",
     "MAX_JSON_MESSAGE_BYTES",
     "MAX_THUMBNAIL_BYTES",
+    "RULE_KINDS",
     "SCHEMA_VERSION",
     "TOPIC_MODELS",
     "VALUE_TOPICS",
@@ -95,6 +96,7 @@ __all__ = [
     "ObjectCount",
     "Point",
     "Rule",
+    "RuleConfig",
     "SchemaError",
     "TrackState",
     "TrackedObject",

@@ -16,7 +16,6 @@ from typing_extensions import Self
 from .codec import FrameMessage, JsonMessage
 from .common import (
     AlertId,
-    AlertKind,
     CameraId,
     ClassName,
     Dimension,
@@ -31,6 +30,7 @@ from .common import (
     check_frame_ref,
 )
 from .detections import MAX_BOXES, TrackedObject, check_unique_track_ids
+from .rules import AlertKind
 
 #: Hex digits of an alert id: BLAKE2b with a 16-byte digest (128 bits).
 ALERT_ID_HEX_DIGITS = 32

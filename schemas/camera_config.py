@@ -14,25 +14,31 @@ A record with a null value (tombstone) deletes the camera's config; decode only 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from typing_extensions import Self
 
 from .codec import JsonMessage
-from .common import CameraId, ClassName, Identifier, Seconds, VsaModel
+from .common import (
+    DEFAULT_HYSTERESIS_BOX_HEIGHTS,
+    BoxHeights,
+    CameraId,
+    ClassFilter,
+    CrossingDirection,
+    Identifier,
+    NormCoord,
+    Point,
+    Seconds,
+    VsaModel,
+)
+from .rules import RuleUnion
+from .rules.kinds.crowding import CrowdingRule
+from .rules.kinds.line_crossing import LineCrossingRule
+from .rules.kinds.loitering import LoiteringRule
+from .rules.kinds.zone_intrusion import ZoneIntrusionRule
 
-NormCoord = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-#: A point (x, y), each a fraction 0..1 of the image width / height.
-Point = tuple[NormCoord, NormCoord]
-CrossingDirection = Literal["a_to_b", "b_to_a", "both"]
-#: Half-width of a line's dead band, in heights of the track's box (see ``Line``).
-BoxHeights = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
-#: Default dead band: 0.1 box heights (8 px for an 80 px tall person), a few times a detector's
-#: box noise; a walking person (about 0.8 body heights/s) is beyond it 0.1-0.2 s after the line.
-DEFAULT_HYSTERESIS_BOX_HEIGHTS = 0.1
 Name = Annotated[str, StringConstraints(max_length=128)]
-ClassFilter = Annotated[list[ClassName], Field(min_length=1, max_length=1000)] | None
 
 #: Most vertices a zone polygon may have (the intersection check is quadratic in this).
 MAX_POLYGON_POINTS = 256
@@ -169,64 +175,25 @@ class Line(VsaModel):
         return _sign(_cross(self.a, self.b, (x, y)))
 
 
-class _Rule(VsaModel):
-    rule_id: Identifier
-    classes: ClassFilter = Field(
-        None, description="Classes the rule applies to; null: the zone's classes, else all."
-    )
-    cooldown_s: Seconds = Field(
-        10.0,
-        description="Seconds after an alert before the same rule may alert again for the same "
-        "track (or zone); raise it to cut repeated alerts, lower it to catch repeats sooner.",
-    )
+#: One rule of any kind, told apart by ``kind`` (the kinds of ``vsa.schemas.rules``).
+Rule = RuleUnion
 
-
-class ZoneIntrusionRule(_Rule):
-    """Alert when a tracked object is inside a zone for at least ``min_dwell_s``."""
-
-    kind: Literal["zone_intrusion"] = "zone_intrusion"
-    zone_id: Identifier
-    min_dwell_s: Seconds = Field(
-        0.0, description="Seconds inside before alerting; raise it to ignore brief passes."
-    )
-
-
-class LineCrossingRule(_Rule):
-    """Alert when a tracked object's box centre crosses a line."""
-
-    kind: Literal["line_crossing"] = "line_crossing"
-    line_id: Identifier
-    direction: CrossingDirection | None = Field(
-        None, description="Crossings that alert; null: the line's own direction."
-    )
-    hysteresis_box_heights: BoxHeights | None = Field(
-        None,
-        description="Dead band on each side of the line, in heights of the track's box (see the "
-        "line's field); null: the line's own.",
-    )
-
-
-class LoiteringRule(_Rule):
-    """Alert when a tracked object stays in a zone for ``dwell_s`` or longer."""
-
-    kind: Literal["loitering"] = "loitering"
-    zone_id: Identifier
-    dwell_s: float = Field(
-        gt=0, allow_inf_nan=False, description="Seconds in the zone that count as loitering."
-    )
-
-
-class CrowdingRule(_Rule):
-    """Alert when at least ``min_count`` tracked objects are in a zone at once."""
-
-    kind: Literal["crowding"] = "crowding"
-    zone_id: Identifier
-    min_count: int = Field(ge=2, le=100_000, description="Objects in the zone that make a crowd.")
-
-
-Rule = Annotated[
-    ZoneIntrusionRule | LineCrossingRule | LoiteringRule | CrowdingRule,
-    Field(discriminator="kind"),
+__all__ = [
+    "DEFAULT_HYSTERESIS_BOX_HEIGHTS",
+    "BoxHeights",
+    "CameraConfig",
+    "CrossingDirection",
+    "CrowdingRule",
+    "Line",
+    "LineCrossingRule",
+    "LoiteringRule",
+    "NormCoord",
+    "Point",
+    "Rule",
+    "Zone",
+    "ZoneIntrusionRule",
+    "polygon_problem",
+    "segments_intersect",
 ]
 
 
@@ -279,18 +246,20 @@ class CameraConfig(JsonMessage):
             dup = _duplicate(ids)
             if dup is not None:
                 raise ValueError(f"{where}: {field}: id {dup!r} is used twice")
-        zones = {z.zone_id for z in self.zones}
-        lines = {line.line_id for line in self.lines}
+        known = {
+            "zone_id": {z.zone_id for z in self.zones},
+            "line_id": {line.line_id for line in self.lines},
+        }
         for index, rule in enumerate(self.rules):
-            if isinstance(rule, LineCrossingRule):
-                field, target, known = "line_id", rule.line_id, lines
-            else:
-                field, target, known = "zone_id", rule.zone_id, zones
-            if target not in known:
-                raise ValueError(
-                    f"{where}: rules[{index}].{field}: unknown {field[:-3]} {target!r} "
-                    f"(rule {rule.rule_id!r}; known: {sorted(known)})"
-                )
+            for field, target in rule.references():
+                if target not in known[field]:
+                    raise ValueError(
+                        f"{where}: rules[{index}].{field}: unknown {field[:-3]} {target!r} "
+                        f"(rule {rule.rule_id!r}; known: {sorted(known[field])})"
+                    )
+            problem = rule.problem(self)
+            if problem is not None:
+                raise ValueError(f"{where}: rules[{index}]: {problem} (rule {rule.rule_id!r})")
         return self
 
     def zone(self, zone_id: str) -> Zone:

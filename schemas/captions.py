@@ -22,8 +22,9 @@ from pydantic import ConfigDict, Field, StringConstraints, ValidationError, mode
 from typing_extensions import Self
 
 from .codec import FrameMessage, check_size, schema_error
-from .common import MAX_JSON_MESSAGE_BYTES, AlertKind, ClassName, SchemaError, TrackId, VsaModel
+from .common import MAX_JSON_MESSAGE_BYTES, ClassName, SchemaError, TrackId, VsaModel
 from .detections import MAX_BOXES
+from .rules import AlertKind
 
 #: Largest thumbnail a caption may carry, bytes.
 MAX_THUMBNAIL_BYTES = 32 * 1024

@@ -96,7 +96,17 @@ Dimension = Annotated[int, Field(ge=1, le=16384)]
 
 TrackId = Annotated[int, Field(ge=1, le=INT64_MAX)]
 
-AlertKind = Literal["zone_intrusion", "line_crossing", "loitering", "crowding"]
+NormCoord = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+#: A point (x, y), each a fraction 0..1 of the image width / height.
+Point = tuple[NormCoord, NormCoord]
+CrossingDirection = Literal["a_to_b", "b_to_a", "both"]
+#: Half-width of a line's dead band, in heights of the track's box (see ``Line``).
+BoxHeights = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
+#: Default dead band: 0.1 box heights (8 px for an 80 px tall person), a few times a detector's
+#: box noise; a walking person (about 0.8 body heights/s) is beyond it 0.1-0.2 s after the line.
+DEFAULT_HYSTERESIS_BOX_HEIGHTS = 0.1
+#: Class names a zone or rule applies to; null: every class; an empty list is refused.
+ClassFilter = Annotated[list[ClassName], Field(min_length=1, max_length=1000)] | None
 
 AlertId = Annotated[
     str,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vsa.schemas import Alert, CameraConfig, Keyframe, ObjectCount, TrackedObject
+from vsa.schemas.rules import AlertWords, UnknownRuleKindError, rule_kind
 
 from .describe import (
     NUMBER_WORDS,
@@ -129,21 +130,19 @@ def _groups(views: Sequence[ObjectView]) -> list[list[ObjectView]]:
 
 
 def alert_phrase(alert: Alert, views: dict[int, ObjectView], zone_names: dict[str, str]) -> str:
-    """One alert in words, e.g. "a person in red has been in zone 'gate' for 45 s (loitering)"."""
+    """One alert in words, e.g. "a person in red has been in zone 'gate' for 45 s (loitering)",
+    by the phrase of its kind (``vsa.schemas.rules``).
+
+    Raises:
+        UnknownRuleKindError: no rule kind of that name, or one that never alerts: an alert
+            this captioner cannot describe is an error, never described as something else.
+    """
     view = views.get(alert.track_ids[0])
     subject = _with_colour(view) if view and view.colour else noun(alert.class_name, 1)
-    details = alert.details
-    zone = zone_names.get(str(details.get("zone_id", "")), str(details.get("zone_id", "")))
-    if alert.kind == "loitering":
-        dwell_s = float(details.get("dwell_s", 0))
-        return f"{subject} has been in zone '{zone}' for {dwell_s:.0f} s (loitering)"
-    if alert.kind == "zone_intrusion":
-        return f"{subject} entered zone '{zone}'"
-    if alert.kind == "line_crossing":
-        line = details.get("line_id", alert.rule_id)
-        return f"{subject} crossed line '{line}' ({details.get('direction', 'crossing')})"
-    count = int(details.get("count", len(alert.track_ids)))
-    return f"{noun(alert.class_name, count)} crowding zone '{zone}'"
+    kind = rule_kind(alert.kind)
+    if kind.phrase is None:
+        raise UnknownRuleKindError(f"rule kind {alert.kind!r} never alerts; alert {alert.alert_id}")
+    return kind.phrase(alert, AlertWords(subject, zones=zone_names, noun=noun))
 
 
 def describe(

@@ -177,3 +177,53 @@ def test_tentative_tracks_of_old_keyframes_are_not_described() -> None:
     description = describe(keyframe([seen, tentative]), None)
     assert [(c.class_name, c.count) for c in description.objects] == [("person", 1)]
     assert "2 people" not in description.text
+
+
+def an_alert(kind: str, details: dict[str, str | float], track_ids: list[int]) -> Alert:
+    ref = FrameRef(topic="frames", partition=0, offset=7, camera_id="cam-1", frame_seq=42)
+    return Alert(
+        alert_id="0" * 32,
+        camera_id="cam-1",
+        rule_id="r",
+        kind=kind,
+        track_ids=track_ids,
+        class_name="person",
+        ts=NOON_UTC,
+        frame_seq=42,
+        snapshot=AlertSnapshot(frame=ref, xyxy=(10, 10, 50, 100)),
+        details=details,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "details", "words"),
+    [
+        ("zone_intrusion", {"zone_id": "gate"}, "a person entered zone 'Gate'"),
+        ("loitering", {"zone_id": "gate", "dwell_s": 61.0}, "for 61 s (loitering)"),
+        ("line_crossing", {"line_id": "mid", "direction": "a_to_b"}, "crossed line 'mid' (a_to_b)"),
+        ("crowding", {"zone_id": "gate", "count": 4}, "4 people crowding zone 'Gate'"),
+    ],
+)
+def test_each_alert_kind_is_described_by_its_own_phrase(
+    kind: str, details: dict[str, str | float], words: str
+) -> None:
+    config = CameraConfig.model_validate(
+        {
+            "camera_id": "cam-1",
+            "zones": [{"zone_id": "gate", "name": "Gate", "polygon": [[0, 0], [1, 0], [1, 1]]}],
+        }
+    )
+    people = [obj(i, (10 + 60 * i, 10, 50 + 60 * i, 100)) for i in range(1, 5)]
+    alert = an_alert(kind, details, [1, 2, 3, 4] if kind == "crowding" else [1])
+    assert words in describe(keyframe(people, [alert]), None, config).text
+
+
+def test_an_alert_of_an_unknown_kind_is_an_error_not_crowding() -> None:
+    """Alerts are validated against the known kinds when parsed; one that got past that (a
+    newer tracker's kind, built without validation here) must not be described as another."""
+    from vsa.schemas.rules import UnknownRuleKindError
+
+    known = an_alert("crowding", {"zone_id": "gate", "count": 2}, [1])
+    alien = known.model_copy(update={"kind": "teleporting"})
+    with pytest.raises(UnknownRuleKindError, match="unknown rule kind 'teleporting'"):
+        describe(keyframe([obj(1, (10, 10, 50, 100))], [alien]), None)

@@ -14,24 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import yaml
 
-from vsa.schemas import (
-    AlertKind,
-    CameraConfig,
-    CrossingDirection,
-    CrowdingRule,
-    LineCrossingRule,
-    LoiteringRule,
-    SchemaError,
-    ZoneIntrusionRule,
-)
-
-from .geometry import Anchor, PolygonEdges, polygon_edges
-
-F64 = npt.NDArray[np.float64]
+from vsa.schemas import CameraConfig, SchemaError
+from vsa.schemas.rules import RULE_KINDS, CompiledRule, rule_kind
+from vsa.schemas.rules.geometry import Anchor
 
 
 class RuleConfigError(ValueError):
@@ -44,46 +31,14 @@ class RuleConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class CompiledRule:
-    """One rule ready to evaluate.
-
-    Attributes:
-        rule_id, kind: from the config.
-        polygon: ``(k, 2)`` normalised zone vertices (zone rules), else ``(0, 2)``.
-        edges: the polygon's edges prepared for point tests.
-        line: ``(2, 2)`` normalised end points a, b (line rules), else ``(0, 2)``.
-        target_id: the zone_id or line_id.
-        classes: class names the rule applies to; None: every class.
-        cooldown_s: seconds after an alert before this rule alerts again for the same track
-            (for crowding: the same zone).
-        dwell_s: seconds inside before alerting (intrusion: min_dwell_s, loitering: dwell_s).
-        min_count: objects that make a crowd (crowding).
-        direction: crossings that alert (line rules): 'a_to_b', 'b_to_a' or 'both'.
-        hysteresis_box_heights: half-width of the line's dead band in heights of the track's
-            box (line rules): a track changes side only beyond it. 0: no band.
-    """
-
-    rule_id: str
-    kind: AlertKind
-    target_id: str
-    polygon: F64
-    edges: PolygonEdges
-    line: F64
-    classes: frozenset[str] | None
-    cooldown_s: float
-    dwell_s: float = 0.0
-    min_count: int = 0
-    direction: CrossingDirection = "both"
-    hysteresis_box_heights: float = 0.0
-
-
-@dataclass(frozen=True)
 class CameraRules:
     """Everything the tracker applies for one camera, from its ``CameraConfig``.
 
-    ``anchor`` is the point of a box that zones and lines test: 'center' (the box centre, as the
-    camera-config contract describes line crossings) or 'bottom_center' (the feet of a person
-    seen from the side, better for ground-plane zones on oblique cameras).
+    ``rules`` are in the config's order, except that kinds of a lower stage come first (a
+    stationary rule marks still tracks before the zone rules look at them). ``anchor`` is the
+    point of a box that zones and lines test: 'center' (the box centre, as the camera-config
+    contract describes line crossings) or 'bottom_center' (the feet of a person seen from the
+    side, better for ground-plane zones on oblique cameras).
     """
 
     camera_id: str
@@ -101,7 +56,8 @@ class CameraRules:
 def compile_rules(
     config: CameraConfig, known_classes: Collection[str] | None, anchor: Anchor = "center"
 ) -> CameraRules:
-    """Check ``config`` against the detector's class names and compile its rules.
+    """Check ``config`` against the detector's class names and compile its rules, each by its
+    kind's compile step (``vsa.schemas.rules``).
 
     ``known_classes=None`` skips the class check (use it only when the class list is unknown).
     Raises :class:`RuleConfigError` naming the camera and the field, e.g.
@@ -109,33 +65,8 @@ def compile_rules(
     """
     if known_classes is not None:
         _check_classes(config, frozenset(known_classes))
-    zones = {zone.zone_id: zone for zone in config.zones}
-    compiled = []
-    for rule in config.rules:
-        if isinstance(rule, LineCrossingRule):
-            line = config.line(rule.line_id)
-            compiled.append(
-                CompiledRule(
-                    rule_id=rule.rule_id,
-                    kind=rule.kind,
-                    target_id=line.line_id,
-                    polygon=np.zeros((0, 2)),
-                    edges=polygon_edges(np.zeros((0, 2))),
-                    line=np.array([line.a, line.b], np.float64),
-                    classes=_class_set(rule.classes),
-                    cooldown_s=rule.cooldown_s,
-                    direction=rule.direction or line.direction,
-                    hysteresis_box_heights=(
-                        line.hysteresis_box_heights
-                        if rule.hysteresis_box_heights is None
-                        else rule.hysteresis_box_heights
-                    ),
-                )
-            )
-        else:
-            compiled.append(
-                _zone_rule(rule, zones[rule.zone_id].polygon, zones[rule.zone_id].classes)
-            )
+    compiled = [rule_kind(rule.kind).compile(rule, config) for rule in config.rules]
+    compiled.sort(key=lambda rule: RULE_KINDS[rule.kind].stage)  # stable: config order kept
     return CameraRules(
         camera_id=config.camera_id,
         enabled=config.enabled,
@@ -143,34 +74,6 @@ def compile_rules(
         keyframe_interval_s=config.keyframe_interval_s,
         anchor=anchor,
     )
-
-
-def _zone_rule(
-    rule: ZoneIntrusionRule | LoiteringRule | CrowdingRule,
-    polygon: list[tuple[float, float]],
-    zone_classes: list[str] | None,
-) -> CompiledRule:
-    dwell = 0.0
-    if isinstance(rule, ZoneIntrusionRule):
-        dwell = rule.min_dwell_s
-    elif isinstance(rule, LoiteringRule):
-        dwell = rule.dwell_s
-    return CompiledRule(
-        rule_id=rule.rule_id,
-        kind=rule.kind,
-        target_id=rule.zone_id,
-        polygon=np.array(polygon, np.float64),
-        edges=polygon_edges(np.array(polygon, np.float64)),
-        line=np.zeros((0, 2)),
-        classes=_class_set(rule.classes if rule.classes is not None else zone_classes),
-        cooldown_s=rule.cooldown_s,
-        dwell_s=dwell,
-        min_count=rule.min_count if isinstance(rule, CrowdingRule) else 0,
-    )
-
-
-def _class_set(classes: list[str] | None) -> frozenset[str] | None:
-    return None if classes is None else frozenset(classes)
 
 
 def _check_classes(config: CameraConfig, known: frozenset[str]) -> None:
