@@ -16,18 +16,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "CaptionerSettings",
         "VSA_CAPTIONER_",
     )
+    from vsa.topic_flags import add_topic_prefix
+
+    add_topic_prefix(p, "VSA_CAPTIONER_TOPICS__PREFIX")
     p.set_defaults(func=captioner_main)
 
 
 def captioner_main(args: argparse.Namespace) -> int:
     from vsa.runtime.settings import load_settings
+    from vsa.topic_flags import topic_overrides
 
     from .config import CaptionerSettings
     from .service import run
 
-    settings = load_settings(CaptionerSettings, args.config)
+    overrides = topic_overrides(args)
+    settings = load_settings(CaptionerSettings, args.config, **overrides)
     if args.print_config:
         from vsa.runtime.print_config import print_config
 
-        return print_config(settings, args.config)
+        return print_config(settings, args.config, overrides)
     return run(settings)

@@ -157,6 +157,8 @@ def build_loop(settings: CaptionerSettings) -> tuple[BatchLoop, CaptionerHandler
         max_batch=settings.max_batch,
         max_wait_ms=settings.max_wait_ms,
         idle_exit_s=settings.idle_exit_s,
+        topic_prefix=settings.topics.prefix,
+        also_needs=(settings.topics.name("captions"), settings.topics.name("frames")),
     )
     loop = BatchLoop(config, settings.kafka, handler, metrics=metrics)
     return loop, handler

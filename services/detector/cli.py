@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from vsa.helptext import add_action_argument, add_service_parser
 from vsa.runtime.settings import ConfigError, load_settings
+from vsa.topic_flags import add_topic_prefix, topic_overrides
 
 from .config import BUNDLED_MODELS, DetectorSettings
 
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "DetectorSettings",
         "VSA_DETECTOR_",
     )
+    add_topic_prefix(p, "VSA_DETECTOR_TOPICS__PREFIX")
     p.set_defaults(func=detector_main)
 
     p = sub.add_parser("detect", help="Detect objects in an image or video file; JSON lines.")
@@ -107,11 +109,12 @@ def detector_main(args: argparse.Namespace) -> int:
     """``vsa detector``: run the service until stopped."""
     from .service import run_detector
 
-    settings = detector_settings(args.config)
+    overrides = topic_overrides(args)
+    settings = detector_settings(args.config, **overrides)
     if args.print_config:
         from vsa.runtime.print_config import print_config
 
-        return print_config(settings, args.config)
+        return print_config(settings, args.config, overrides)
     return run_detector(settings)
 
 

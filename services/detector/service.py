@@ -173,6 +173,8 @@ def build_loop(settings: DetectorSettings, stop: StopFlag | None = None) -> Batc
         max_batch=settings.max_batch,
         max_wait_ms=settings.max_wait_ms,
         idle_exit_s=settings.idle_exit_s,
+        topic_prefix=settings.topics.prefix,
+        also_needs=(settings.topics.name("detections"),),
     )
     return BatchLoop(config, settings.kafka, handler, metrics=metrics, stop=stop)
 

@@ -13,6 +13,7 @@ from typing import Any
 from vsa.helptext import add_service_parser, settings_epilog
 from vsa.runtime.redact import mask_secrets, mask_url
 from vsa.runtime.settings import load_settings
+from vsa.topic_flags import add_topic_prefix, topic_overrides
 
 log = logging.getLogger("vsa.search")
 
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Load the embedding model once (building the int8 ONNX into the cache when "
         "embedding.precision is int8), print what was loaded, exit (image builds).",
     )
+    add_topic_prefix(p, "VSA_INDEXER_TOPICS__PREFIX")
     p.set_defaults(func=indexer_main)
 
     p = sub.add_parser(
@@ -90,11 +92,12 @@ def indexer_main(args: argparse.Namespace) -> int:
     from .service import run_indexer
     from .settings import IndexerSettings
 
-    settings = load_settings(IndexerSettings, args.config)
+    overrides = topic_overrides(args)
+    settings = load_settings(IndexerSettings, args.config, **overrides)
     if args.print_config:
         from vsa.runtime.print_config import print_config
 
-        return print_config(settings, args.config)
+        return print_config(settings, args.config, overrides)
     if args.init_only:
         return init_indices(settings)
     if args.prepare_model:

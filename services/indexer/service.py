@@ -83,6 +83,7 @@ def build_indexer(
         max_wait_ms=settings.max_wait_ms,
         max_batches=max_batches,
         idle_exit_s=idle_exit_s,
+        topic_prefix=settings.topics.prefix,
     )
     loop = BatchLoop(config, settings.kafka, handler, metrics=metrics, health=health, stop=stop)
     return Indexer(settings, loop, handler, client)

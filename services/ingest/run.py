@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from vsa.progress import LiveTable, RateMeter
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import serve_http
 from vsa.runtime.settings import ConfigError, load_settings
+from vsa.runtime.topic_check import topics_problem
 from vsa.runtime.topics import TopicsSettings
 from vsa.services.ingest.config import (
     CameraSpec,
@@ -20,6 +22,7 @@ from vsa.services.ingest.config import (
     load_cameras_file,
 )
 from vsa.services.ingest.service import IngestService
+from vsa.topic_flags import DeprecatedSpelling, add_topic_prefix, topic_overrides
 
 log = logging.getLogger("vsa.ingest")
 
@@ -58,6 +61,7 @@ def add_ingest_args(parser: argparse.ArgumentParser) -> None:
         help="Run the cameras of the camera-config topic (enabled, with a source_url), following "
         "its changes; replicas share them through a consumer group.",
     )
+    add_topic_prefix(parser, "VSA_INGEST_TOPICS__PREFIX")
     parser.add_argument("--max-frames", type=int, help="Stop after this many frames in total.")
     add_print_config(parser)
     parser.add_argument(
@@ -71,7 +75,21 @@ def add_ingest_args(parser: argparse.ArgumentParser) -> None:
 def add_produce_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", help="Video files, image folders or stream URLs.")
     parser.add_argument("--cameras", type=int, default=1, help="Cameras to simulate per source.")
-    parser.add_argument("--prefix", default="cam", help="camera_id prefix (cam-0, cam-1, ...).")
+    parser.add_argument(
+        "--camera-prefix",
+        default="cam",
+        metavar="PREFIX",
+        help="camera_id prefix (cam-0, cam-1, ...).",
+    )
+    parser.add_argument(
+        "--prefix",
+        dest="camera_prefix",
+        action=DeprecatedSpelling,
+        use="--camera-prefix",
+        note="the camera_id prefix; the topic prefix is --topic-prefix",
+        help="Deprecated spelling of --camera-prefix.",
+    )
+    add_topic_prefix(parser, "VSA_INGEST_TOPICS__PREFIX")
     parser.add_argument("--fps", type=float, help="Target frames/s per camera.")
     parser.add_argument("--loop", action="store_true", help="Loop files until stopped.")
     parser.add_argument("--realtime", action="store_true", help="Pace files at their own rate.")
@@ -95,6 +113,7 @@ def ingest_main(args: argparse.Namespace) -> int:
         overrides["max_frames"] = args.max_frames
     if args.from_camera_config:
         overrides["from_camera_config"] = True
+    overrides.update(topic_overrides(args))
     settings = load_settings(IngestSettings, args.config, **overrides)
     if args.print_config:
         from vsa.runtime.print_config import print_config
@@ -115,7 +134,7 @@ def produce_main(args: argparse.Namespace) -> int:
             index = s_index * args.cameras + c_index
             cameras.append(
                 CameraSpec(
-                    camera_id=f"{args.prefix}-{index}",
+                    camera_id=f"{args.camera_prefix}-{index}",
                     url=source,
                     loop=args.loop,
                     realtime=args.realtime,
@@ -125,13 +144,24 @@ def produce_main(args: argparse.Namespace) -> int:
                 )
             )
     settings = load_settings(
-        IngestSettings, None, cameras=tuple(cameras), max_frames=args.max_frames, metrics_port=0
+        IngestSettings,
+        None,
+        cameras=tuple(cameras),
+        max_frames=args.max_frames,
+        metrics_port=0,
+        **topic_overrides(args),
     )
     if args.create_topics:
         from vsa.runtime.kafka import ensure_topics
 
         topics = load_settings(TopicsSettings, None, names=settings.topics)
         ensure_topics(settings.kafka, topics.specs())
+    problem = topics_problem(
+        settings.kafka, [settings.topics.name("frames")], settings.topics.prefix
+    )
+    if problem is not None:  # a tool stops here; the ingest service waits instead
+        print(f"vsa produce: {problem}", file=sys.stderr)
+        return 1
     return run_service(settings, progress=True, duration_s=args.duration, serve_metrics=False)
 
 

@@ -18,6 +18,7 @@ from vsa.runtime.kafka import Output, Producer
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics
 from vsa.runtime.service import StopFlag
+from vsa.runtime.topic_check import TopicWait, admin_client
 from vsa.schemas import FrameMeta
 from vsa.services.ingest.camera import CameraStatus, CameraWorker, FirstSeq, PendingFrame
 from vsa.services.ingest.config import CameraSpec, IngestSettings
@@ -93,13 +94,15 @@ class IngestService:
         """Frames of a live camera dropped because Kafka was behind."""
         return self.queues.dropped(camera_id)
 
-    def start(self) -> None:
-        """Recover frame_seq per camera from Kafka, then start the camera threads (or start
-        following camera-config)."""
+    def start(self) -> bool:
+        """Wait until the topics exist, recover frame_seq per camera from Kafka, then start the
+        camera threads (or start following camera-config). False when stopped while waiting."""
+        if not self._wait_for_topics():
+            return False
         if self.follower is not None:
             self.follower.start()
             self.health.ready = True
-            return
+            return True
         cameras = self.settings.cameras
         first = last_frame_seqs(
             self.settings.kafka,
@@ -113,6 +116,18 @@ class IngestService:
         for worker in self.workers:
             worker.start()
         self.health.ready = True
+        return True
+
+    def _wait_for_topics(self) -> bool:
+        """Not ready, with one ``topics_missing`` line, until the frames topic (and camera-config
+        when following it) exists; a camera's frames would otherwise wait in librdkafka's queue
+        and camera-config would be followed silently."""
+        names = self.settings.topics
+        needed = [self.topic]
+        if self.follower is not None:
+            needed.append(names.name("camera_config"))
+        wait = TopicWait(needed, names.prefix, self.health)
+        return wait.wait(admin_client(self.settings.kafka), self.stop.is_set)
 
     def _make_worker(self, spec: CameraSpec, first_seq: FirstSeq) -> CameraWorker:
         """A camera's reader (not started). Cameras from camera-config keep retrying a source

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from vsa.helptext import add_print_config, settings_epilog
 from vsa.runtime.settings import ConfigError, read_yaml
+from vsa.topic_flags import add_topic_prefix, topic_overrides
 
 if TYPE_CHECKING:  # the command imports numpy, scipy and the schemas only when it runs
     from vsa.schemas import CameraConfig, Detections, JsonMessage
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     service.add_argument("--config", type=Path, help="YAML file with TrackerSettings keys.")
     service.add_argument("--rules", type=Path, help="YAML camera configs (sets rules_file).")
     add_print_config(service)
+    add_topic_prefix(service, "VSA_TRACKER_TOPICS__PREFIX")
     service.set_defaults(func=tracker_main)
     _register_track(sub)
 
@@ -100,7 +102,8 @@ def tracker_main(args: argparse.Namespace) -> int:
     from .config import TrackerSettings
     from .service import run_tracker
 
-    overrides = {"rules_file": args.rules} if args.rules is not None else {}
+    overrides: dict[str, Any] = {"rules_file": args.rules} if args.rules is not None else {}
+    overrides.update(topic_overrides(args))
     try:
         settings = load_settings(TrackerSettings, args.config, **overrides)
     except SettingsError as exc:  # e.g. an environment value that is not valid JSON

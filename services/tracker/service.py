@@ -69,7 +69,9 @@ from faust.types import TP
 from vsa.runtime.kafka import Producer
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics, serve_http
+from vsa.runtime.service import StopFlag
 from vsa.runtime.settings import MAX_MESSAGE_BYTES, ConfigError, KafkaSettings
+from vsa.runtime.topic_check import TopicWait, admin_client
 
 from .config import SERVICE, TrackerSettings
 from .handler import BatchPlan, Record, StateWrite, TrackerHandler
@@ -114,15 +116,32 @@ def faust_credentials(kafka: KafkaSettings) -> Any:
     )
 
 
+def needed_topics(settings: TrackerSettings) -> list[str]:
+    """The topics the tracker reads and writes, detections first."""
+    names = settings.topics
+    wanted = [names.name(t) for t in ("detections", "tracks", "alerts", "keyframes")]
+    return [*wanted, names.dlq(SERVICE)]
+
+
+def wait_for_topics(settings: TrackerSettings, health: Health) -> bool:
+    """Wait until every topic the tracker uses exists: not ready meanwhile, with one
+    ``topics_missing`` line naming them and the command that creates them. False when SIGTERM
+    or SIGINT came first (Faust's worker installs its own handlers later)."""
+    stop = StopFlag()
+    stop.install()
+    client = admin_client(settings.kafka)
+    return TopicWait(needed_topics(settings), settings.topics.prefix, health).wait(
+        client, stop.is_set
+    )
+
+
 def check_topics(settings: TrackerSettings) -> int:
     """The detections topic's partition count; ConfigError if a topic the service uses is missing.
 
     Auto topic creation is off: topics come from ``vsa topics create`` (Faust creates only its
     changelog topic, with the detections topic's partition count).
     """
-    names = settings.topics
-    wanted = [names.name(t) for t in ("detections", "tracks", "alerts", "keyframes")]
-    wanted.append(names.dlq(SERVICE))
+    wanted = needed_topics(settings)
     admin = AdminClient(settings.kafka.client_config())
     topics = admin.list_topics(timeout=15).topics
     missing = [name for name in wanted if name not in topics]
@@ -189,12 +208,17 @@ class TrackerService:
     """The Faust app with its agent, table, handler, rules, metrics and health."""
 
     def __init__(
-        self, settings: TrackerSettings, partitions: int, rulebook: RuleBook | None = None
+        self,
+        settings: TrackerSettings,
+        partitions: int,
+        rulebook: RuleBook | None = None,
+        metrics: ServiceMetrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
-        self.metrics = ServiceMetrics(SERVICE)
+        self.metrics = metrics or ServiceMetrics(SERVICE)
         self.tracker_metrics = TrackerMetrics(self.metrics)
-        self.health = Health()
+        self.health = health or Health()
         self.rulebook = rulebook or make_rulebook(settings, self.tracker_metrics)
         self.handler = TrackerHandler(
             settings.topics, self.rulebook.rules_for, settings.tracking, self.tracker_metrics
@@ -558,12 +582,15 @@ def quiet_framework(level: str) -> None:
 def run_tracker(settings: TrackerSettings) -> int:
     """Run the service until SIGTERM/SIGINT; the process exit code."""
     quiet_framework(settings.framework_log_level)
+    metrics, health = ServiceMetrics(SERVICE), Health()
+    server = serve_http(metrics, health, settings.metrics_host, settings.metrics_port)
+    if not wait_for_topics(settings, health):
+        server.shutdown()
+        event(log, "tracker_stopped", batches=0)
+        return 0
     partitions = check_topics(settings)
-    service = TrackerService(settings, partitions)
+    service = TrackerService(settings, partitions, metrics=metrics, health=health)
     follower = follow_camera_config(settings, service.rulebook)
-    server = serve_http(
-        service.metrics, service.health, settings.metrics_host, settings.metrics_port
-    )
     event(
         log,
         "tracker_starting",

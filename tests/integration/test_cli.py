@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
-from vsa.runtime.topics import TopicsSettings
+from vsa.runtime.settings import KafkaSettings
 
 from .test_ingest import by_camera, read_frames
 from .test_ingest_live import free_port, wait_for
@@ -53,7 +52,7 @@ def test_ingest_sigterm_finishes_cleanly(
         "VSA_INGEST_METRICS_HOST": "127.0.0.1",
     }
     create = subprocess.run(
-        [sys.executable, "-m", "vsa", "topics", "create", "--prefix", prefix],
+        [sys.executable, "-m", "vsa", "topics", "create", "--topic-prefix", prefix],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -103,16 +102,6 @@ def test_config_errors_exit_2_with_a_message(tmp_path: Path) -> None:
     assert "no cameras" in stderr
 
 
-def test_topics_list_shows_the_layout() -> None:
-    proc = vsa("topics", "list", "--partitions", "6")
-    stdout, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0
-    expected = load_settings(TopicsSettings, None, names=TopicNames(), partitions=6).specs()
-    for name in expected:
-        assert name in stdout
-    assert "partitions=6" in stdout
-
-
 def test_produce_pushes_files_and_folders_as_cameras(
     kafka: KafkaSettings, unique_name: str, vtest: Path, tmp_path: Path
 ) -> None:
@@ -138,7 +127,7 @@ def test_produce_pushes_files_and_folders_as_cameras(
         "--fps",
         "1",
         "--create-topics",
-        "--prefix",
+        "--camera-prefix",
         "site",
         env=env,
     )

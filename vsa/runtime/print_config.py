@@ -16,8 +16,21 @@ from vsa.runtime.redact import mask_secrets
 from vsa.runtime.settings import read_yaml
 
 
+def _overridden(path: tuple[str, ...], overrides: dict[str, Any]) -> bool:
+    """Whether a flag set this key: a nested override (``--topic-prefix`` gives
+    ``{"topics": {"prefix": ...}}``) sets only the keys it names, a value sets all below it."""
+    node: Any = overrides
+    for part in path:
+        if not isinstance(node, dict):
+            return True
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
 def _source(path: tuple[str, ...], env_name: str, overrides: dict[str, Any], yaml: Any) -> str:
-    if path[0] in overrides:
+    if _overridden(path, overrides):
         return "flag"
     environ = {k.upper() for k in os.environ}
     if env_name in environ or any(k.startswith(env_name + "__") for k in environ):

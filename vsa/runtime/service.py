@@ -22,6 +22,9 @@ Kafka faults (broker restarts, outages, coordinator moves) are ridden through, n
 - commits are asynchronous and retried or dropped (:mod:`vsa.runtime.commits`), never raised;
 - readiness (/readyz) is false while brokers or the group coordinator are unreachable, outputs
   wait for acknowledgements longer than ``produce_stall_s`` or commits fail; liveness stays true;
+- a topic the service reads or writes that does not exist yet is waited for before the consumer
+  joins its group (not ready, one ``topics_missing`` line naming the topics and the command that
+  creates them, :mod:`vsa.runtime.topic_check`); the service starts once they exist;
 - SIGTERM during an outage waits at most ``stop_flush_s`` for acknowledgements and commits, then
   leaves without committing what was not acknowledged (the next owner redoes it) and exits 0.
 """
@@ -46,6 +49,7 @@ from vsa.runtime.kafka import delivery_retriable as _retriable
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics
 from vsa.runtime.settings import KafkaSettings
+from vsa.runtime.topic_check import TopicWait, create_command
 from vsa.schemas import DeadLetter
 
 log = logging.getLogger("vsa.service")
@@ -82,6 +86,8 @@ class LoopConfig:
     stop_flush_s: float = 10.0  # after SIGTERM: longest wait for acknowledgements and commits
     max_batches: int | None = None  # stop after this many non-empty batches (tests, tools)
     idle_exit_s: float | None = None  # stop after this long with no messages (tests, tools)
+    topic_prefix: str = ""  # names the create command when topics are missing
+    also_needs: tuple[str, ...] = ()  # topics written or read besides ``topics`` and the DLQ
 
 
 class StopFlag:
@@ -175,14 +181,16 @@ class BatchLoop:
     def run(self) -> None:
         """Consume until stopped (signal, ``max_batches`` or ``idle_exit_s``); then close."""
         cfg = self.config
-        self.consumer.subscribe(
-            list(cfg.topics),
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
-        last_message = time.monotonic()
         try:
+            if not self._wait_for_topics():
+                return
+            self.consumer.subscribe(
+                list(cfg.topics),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            last_message = time.monotonic()
             while not self.stop.is_set():
                 self.health.beat()
                 msgs = self.consumer.consume(cfg.max_batch, cfg.max_wait_ms / 1000)
@@ -199,6 +207,16 @@ class BatchLoop:
                     break
         finally:
             self.close()
+
+    def _wait_for_topics(self) -> bool:
+        """Before joining the group: wait (not ready, one ``topics_missing`` line) until every
+        topic the service reads or writes exists; False when stopped first (or ``idle_exit_s``
+        passed). Subscribing to a missing topic would only log librdkafka errors, and the
+        consumer would see the topic no sooner than its next metadata refresh (minutes)."""
+        cfg = self.config
+        needed = (*cfg.topics, cfg.dlq_topic, *cfg.also_needs)
+        wait = TopicWait(needed, cfg.topic_prefix, self.health)
+        return wait.wait(self.consumer, self.stop.is_set, cfg.idle_exit_s)
 
     def process(self, msgs: Sequence[Message]) -> None:
         """Handle one consumed batch end to end, committing only after Kafka acked all outputs."""
@@ -346,6 +364,16 @@ class BatchLoop:
                 continue
             elif err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
                 broken.append((msg, ValueError(f"message too large: {err.str()}")))
+            elif err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:  # deleted while running
+                topic = msg.topic() or ""
+                event(
+                    log,
+                    "topic_missing",
+                    logging.WARNING,
+                    topic=topic,
+                    create=create_command(self.config.topic_prefix),
+                )
+                self.metrics.count_error("consume")
             else:
                 event(log, "consume_error", logging.WARNING, error=err.str(), fatal=err.fatal())
                 self.metrics.count_error("consume")
