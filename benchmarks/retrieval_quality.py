@@ -20,11 +20,16 @@ its pixels), motion and direction (from the track velocity), zones (its box cent
 zone polygons); per keyframe the kinds of the alerts behind it. See that file for the rule
 language.
 
-Metrics, per query, for the real ``Searcher`` (k-NN, and hybrid k-NN + BM25 fused by RRF):
+Metrics, per query, for the real ``Searcher`` (k-NN, and hybrid k-NN + BM25 fused by RRF), each
+as it ranks keyframes one by one (raw) and with near-duplicates collapsed (the default of
+``vsa search`` and the HTTP API; a collapsed hit is judged by the keyframe that stands for it):
 precision@5 = relevant hits in the top 5 / min(5, relevant keyframes in the corpus); a query with
 fewer than 5 relevant keyframes is flagged ``*``, one with none is reported ``n/a`` and left out
 of the means. Baseline in the same run: a random ranking's expected precision@5
-(5 x relevant / corpus, over the same denominator).
+(5 x relevant / corpus, over the same denominator). Distinct scenes in the top 10: hits counted
+best first, a hit counting as a new scene unless its time span is within ``SCENE_GAP_S`` (5 s)
+of a counted hit's span (the clip is one camera) — time only, so the measure does not lean on
+the captions or tracks that collapsing compares.
 
     python benchmarks/retrieval_quality.py [--every N] [--interval S] [--keep] [--hits]
         [--precision auto|fp32|bf16|int8]
@@ -64,6 +69,10 @@ CAMERA: Final = "cam-0"
 #: Capture time of the clip's first frame: 2026-01-01 15:00 UTC (captions say "Afternoon").
 T0: Final = 1_767_279_600.0
 K: Final = 5
+#: Hits looked at for distinct scenes.
+SCENES_K: Final = 10
+#: Hits of one camera this close in time (seconds between their time spans) show one scene.
+SCENE_GAP_S: Final = 5.0
 JPEG_QUALITY: Final = 85
 DETECT_BATCH: Final = 8
 
@@ -201,6 +210,20 @@ def precision_at_k(flags: Sequence[bool], relevant: int, k: int = K) -> float | 
     if relevant <= 0:
         return None
     return sum(flags[:k]) / min(k, relevant)
+
+
+def distinct_scenes(spans: Sequence[tuple[str, float, float]], gap_s: float = SCENE_GAP_S) -> int:
+    """Scenes among hits given best first as ``(camera, first ts, last ts)``: a hit is a new
+    scene unless its span is within ``gap_s`` seconds of a counted one of the same camera."""
+    counted: list[tuple[str, float, float]] = []
+    for camera, first, last in spans:
+        near = any(
+            c == camera and first - gap_s <= b_last and b_first <= last + gap_s
+            for c, b_first, b_last in counted
+        )
+        if not near:
+            counted.append((camera, first, last))
+    return len(counted)
 
 
 def random_precision(relevant: int, corpus: int, k: int = K) -> float | None:
@@ -514,29 +537,64 @@ def drop_index(client: Any, prefix: str) -> None:
     client.indices.delete_index_template(name=f"{prefix}*", ignore=404)
 
 
+#: How a query is run: (hybrid, collapse), named for the report.
+MODES: Final = {
+    "knn": (False, False),
+    "knn collapsed": (False, True),
+    "hybrid": (True, False),
+    "hybrid collapsed": (True, True),
+}
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One way of running a query: its top-5 hits judged, the scenes its top 10 show and the
+    keyframes those 10 hits stand for (more than 10 when near-duplicates were folded in)."""
+
+    judged: list[tuple[SearchHit, bool]]
+    scenes: int
+    keyframes: int
+
+
 @dataclass(frozen=True)
 class QueryResult:
-    """One query's numbers and hits."""
+    """One query's numbers and hits, per mode of :data:`MODES`."""
 
     spec: QuerySpec
     relevant: int
-    knn: list[tuple[SearchHit, bool]]
-    hybrid: list[tuple[SearchHit, bool]]
+    rankings: dict[str, Ranking]
+
+    @property
+    def knn(self) -> list[tuple[SearchHit, bool]]:
+        return self.rankings["knn"].judged
+
+    @property
+    def hybrid(self) -> list[tuple[SearchHit, bool]]:
+        return self.rankings["hybrid"].judged
+
+
+def hit_spans(hits: Sequence[SearchHit]) -> list[tuple[str, float, float]]:
+    return [(hit.camera_id, *hit.time_range) for hit in hits]
 
 
 def run_queries(
     searcher: Searcher, specs: Sequence[QuerySpec], corpus: Sequence[Captioned]
 ) -> list[QueryResult]:
-    """Search every query both ways and judge each hit by the query's rule."""
+    """Search every query every way of :data:`MODES` and judge each hit by the query's rule
+    (a collapsed hit by the keyframe that stands for it)."""
     facts = {c.caption.frame_seq: c.facts for c in corpus}
     results = []
     for spec in specs:
         relevant = sum(is_relevant(spec.rule, f) for f in facts.values())
-        judged = []
-        for hybrid in (False, True):
-            hits = searcher.search(SearchQuery(text=spec.text, k=K, hybrid=hybrid))
-            judged.append([(hit, is_relevant(spec.rule, facts[hit.frame_seq])) for hit in hits])
-        results.append(QueryResult(spec, relevant, judged[0], judged[1]))
+        rankings = {}
+        for mode, (hybrid, collapse) in MODES.items():
+            query = SearchQuery(text=spec.text, k=K, hybrid=hybrid, collapse=collapse)
+            hits = searcher.search(query)
+            top10 = searcher.search(query.model_copy(update={"k": SCENES_K}))
+            judged = [(hit, is_relevant(spec.rule, facts[hit.frame_seq])) for hit in hits]
+            keyframes = sum(hit.count for hit in top10)
+            rankings[mode] = Ranking(judged, distinct_scenes(hit_spans(top10)), keyframes)
+        results.append(QueryResult(spec, relevant, rankings))
     return results
 
 
@@ -550,47 +608,66 @@ def _fmt(value: float | None) -> str:
 
 
 def report(results: Sequence[QueryResult], corpus_size: int) -> list[str]:
-    """The table: query | relevant in corpus | P@5 knn | P@5 hybrid | P@5 random, and means."""
+    """The table: query | relevant in corpus | P@5 per mode | P@5 random, and means; then
+    distinct scenes in the top 10 per mode."""
     width = max(len(r.spec.text) for r in results) + 2
+    names = list(MODES)
     lines = [
-        f"{'query':<{width}}{'relevant':>10}{'P@5 knn':>10}{'P@5 hybrid':>12}{'P@5 random':>12}"
+        f"{'query':<{width}}{'relevant':>10}"
+        + "".join(f"{'P@5 ' + n:>22}" for n in names)
+        + f"{'P@5 random':>12}"
     ]
-    columns: list[list[float]] = [[], [], []]
+    columns: list[list[float]] = [[] for _ in range(len(names) + 1)]
     for r in results:
-        values = (
-            precision_at_k([ok for _, ok in r.knn], r.relevant),
-            precision_at_k([ok for _, ok in r.hybrid], r.relevant),
-            random_precision(r.relevant, corpus_size),
-        )
+        values = [precision_at_k([ok for _, ok in r.rankings[n].judged], r.relevant) for n in names]
+        values.append(random_precision(r.relevant, corpus_size))
         for column, value in zip(columns, values, strict=True):
             if value is not None:
                 column.append(value)
         flag = "*" if 0 < r.relevant < K else " "
         lines.append(
             f"{r.spec.text:<{width}}{r.relevant:>9}{flag}"
-            f"{_fmt(values[0]):>10}{_fmt(values[1]):>12}{_fmt(values[2]):>12}"
+            + "".join(f"{_fmt(v):>22}" for v in values[:-1])
+            + f"{_fmt(values[-1]):>12}"
         )
     means = [statistics.mean(c) if c else None for c in columns]
     lines.append(
         f"{f'mean over {len(columns[0])} queries':<{width}}{'':>10}"
-        f"{_fmt(means[0]):>10}{_fmt(means[1]):>12}{_fmt(means[2]):>12}"
+        + "".join(f"{_fmt(v):>22}" for v in means[:-1])
+        + f"{_fmt(means[-1]):>12}"
     )
-    if means[0] and means[1] and means[2]:
-        lines.append(
-            f"mean P@5 / random: k-NN {means[0] / means[2]:.1f}x, hybrid {means[1] / means[2]:.1f}x"
-        )
     lines.append(f"* fewer than {K} relevant keyframes: precision over min({K}, relevant)")
+    return [*lines, "", *scene_lines(results, width)]
+
+
+def scene_lines(results: Sequence[QueryResult], width: int) -> list[str]:
+    """Distinct scenes (see the module docstring) in each mode's top 10, and their means."""
+    names = list(MODES)
+    lines = [f"{'distinct scenes in the top 10':<{width}}" + "".join(f"{n:>18}" for n in names)]
+    for r in results:
+        lines.append(
+            f"{r.spec.text:<{width}}" + "".join(f"{r.rankings[n].scenes:>18}" for n in names)
+        )
+    means = [statistics.mean(r.rankings[n].scenes for r in results) for n in names]
+    lines.append(f"{'mean':<{width}}" + "".join(f"{m:>18.1f}" for m in means))
+    behind = [statistics.mean(r.rankings[n].keyframes for r in results) for n in names]
+    lines.append(
+        f"{'keyframes behind the top 10, mean':<{width}}" + "".join(f"{m:>18.1f}" for m in behind)
+    )
     return lines
 
 
 def hit_lines(results: Sequence[QueryResult]) -> list[str]:
-    """Each query's top hits, marked relevant (+) or not (-)."""
+    """Each query's top hits per mode, marked relevant (+) or not (-), with folded counts."""
     lines = []
     for r in results:
         lines.append(f'\n"{r.spec.text}"  rule: {dict(r.spec.rule)}')
-        for label, hits in (("knn", r.knn), ("hyb", r.hybrid)):
-            for hit, ok in hits:
-                lines.append(f"  {label} {'+' if ok else '-'} #{hit.frame_seq:<4} {hit.caption}")
+        for mode, ranking in r.rankings.items():
+            for hit, ok in ranking.judged:
+                folded = f" x{hit.count}" if hit.count > 1 else ""
+                lines.append(
+                    f"  {mode:<16} {'+' if ok else '-'} #{hit.frame_seq:<4}{folded} {hit.caption}"
+                )
     return lines
 
 

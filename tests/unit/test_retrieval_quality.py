@@ -139,3 +139,16 @@ def test_parse_queries_refuses_unknown_keys() -> None:
     data = {"queries": [{"text": "a car", "relevent": {"object": {"class": "car"}}}]}
     with pytest.raises(ValueError, match="unknown keys"):
         rq.parse_queries(data, ZONES)
+
+
+def test_distinct_scenes_by_time_span() -> None:
+    spans = [
+        ("cam-0", 45.0, 47.0),  # a scene
+        ("cam-0", 50.0, 50.0),  # 3 s after it: the same scene
+        ("cam-1", 46.0, 46.0),  # another camera
+        ("cam-0", 60.0, 70.0),  # 10 s later: a new one
+        ("cam-0", 20.0, 41.0),  # ends 4 s before the first one starts: the same
+    ]
+    assert rq.distinct_scenes(spans) == 3
+    assert rq.distinct_scenes(spans, gap_s=0.0) == 5
+    assert rq.distinct_scenes([]) == 0
