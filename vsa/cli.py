@@ -14,7 +14,6 @@ from vsa.helptext import add_action_argument, settings_epilog
 from vsa.runtime.logs import setup_logging
 from vsa.runtime.redact import mask_secrets
 from vsa.runtime.settings import ConfigError, KafkaSettings
-from vsa.topic_flags import DeprecatedSpelling
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -39,34 +38,39 @@ DEVSTACK_ACTIONS = {
 }
 TOPICS_ACTIONS = {
     "create": "create the prefix's missing topics (existing ones are left alone)",
-    "list": "what exists of the prefix's topics: partitions, messages, lag per group",
+    "list": "the prefix's topics and their partitions",
     "delete": "delete the prefix's topics: asks (or --yes); non-empty: --force",
 }
 
 
 def _devstack(args: argparse.Namespace) -> int:
-    from vsa.devstack import stack
+    from vsa.devstack import DevstackSettings, stack
+    from vsa.runtime.settings import load_settings
 
+    overrides = {"brokers": args.brokers} if args.brokers is not None else {}
+    settings = load_settings(DevstackSettings, None, **overrides)
     if args.action == "up":
-        info = stack.up(kafka=not args.no_kafka, opensearch=not args.no_opensearch)
-        print(stack.format_status(stack.status()))
+        info = stack.up(
+            kafka=not args.no_kafka, opensearch=not args.no_opensearch, settings=settings
+        )
+        print(stack.format_status(stack.status(settings)))
         if not (info.kafka_external or args.no_kafka):
             print("stop it with: vsa devstack down")
     elif args.action == "down":
-        stopped = stack.down()
+        stopped = stack.down(settings=settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     elif args.action == "fetch":
-        stack.fetch()
+        stack.fetch(settings=settings)
         print("Kafka and OpenSearch are downloaded and cached")
     else:
-        st = stack.status()
+        st = stack.status(settings)
         print(stack.format_status(st))
         return 0 if st.healthy else 1
     return 0
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from vsa.runtime.kafka import ensure_topics
+    from vsa.runtime.kafka import count_brokers, ensure_topics, spec_replication
     from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
     from vsa.runtime.topics import TopicsSettings
 
@@ -78,38 +82,29 @@ def _topics(args: argparse.Namespace) -> int:
     topics = load_settings(TopicsSettings, None, **overrides)
     kafka = load_settings(KafkaSettings)
     specs = topics.specs()
-    from vsa.runtime.topic_admin import unreachable
+    if args.action != "list":
+        from vsa.runtime.topic_admin import unreachable
 
-    error = unreachable(kafka)
-    if error is not None:
-        print(f"vsa topics {args.action}: {error}", file=sys.stderr)
-        return 1
+        error = unreachable(kafka)
+        if error is not None:
+            print(f"vsa topics {args.action}: {error}", file=sys.stderr)
+            return 1
     if args.action == "create":
+        brokers = count_brokers(kafka)
         created = ensure_topics(kafka, specs)
         print(f"created {len(created)} topics, {len(specs) - len(created)} existed already")
         for name in created:
-            print(f"  {name}  partitions={specs[name].partitions}")
+            rep = spec_replication(specs[name], brokers)
+            print(
+                f"  {name}  partitions={specs[name].partitions} replicas={rep.factor} "
+                f"min.insync.replicas={rep.min_insync_replicas}"
+            )
     elif args.action == "delete":
         return _topics_delete(args, kafka, list(specs))
     else:
-        return _topics_list(kafka, list(specs), topics.names.prefix)
-    return 0
-
-
-def _topics_list(kafka: KafkaSettings, planned: list[str], prefix: str) -> int:
-    """What exists of the planned topics (and others of the prefix): partitions, messages,
-    consumer lag per group; missing ones marked, with the command that creates them."""
-    from confluent_kafka import KafkaException
-
-    from vsa.runtime.topic_admin import describe_topics, format_topic_states
-    from vsa.runtime.topic_check import unreachable_message
-
-    try:
-        states = describe_topics(kafka, planned, prefix)
-    except KafkaException:  # it answered a moment ago, then went away
-        print(f"vsa topics list: {unreachable_message(kafka, 10)}", file=sys.stderr)
-        return 1
-    print("\n".join(format_topic_states(states, prefix)))
+        for name, spec in specs.items():
+            policy = "compact" if spec.compact else f"retention={spec.retention_ms // 60_000} min"
+            print(f"{name:32} partitions={spec.partitions:<4} {policy}")
     return 0
 
 
@@ -153,6 +148,20 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
+class _DeprecatedPrefix(argparse.Action):
+    """``vsa topics --prefix``: still works, with a note that it is now ``--topic-prefix``."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print("vsa topics: --prefix is deprecated; use --topic-prefix", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsa", description=__doc__)
     parser.add_argument("--version", action="version", version=f"vsa {__version__}")
@@ -172,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_action_argument(p, DEVSTACK_ACTIONS)
     p.add_argument("--no-kafka", action="store_true", help="up: leave Kafka out.")
     p.add_argument("--no-opensearch", action="store_true", help="up: leave OpenSearch out.")
+    p.add_argument(
+        "--brokers",
+        type=int,
+        help="up: Kafka nodes (env VSA_DEVSTACK_BROKERS, default 1); 3 gives topics "
+        "replication factor 3 and min.insync.replicas 2. down stops every node.",
+    )
     p.set_defaults(func=_devstack)
 
     p = sub.add_parser(
@@ -184,8 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--prefix",
         dest="prefix",
-        action=DeprecatedSpelling,
-        use="--topic-prefix",
+        action=_DeprecatedPrefix,
         help="Deprecated spelling of --topic-prefix.",
     )
     p.add_argument("--partitions", type=int, help="Partitions of keyed topics.")

@@ -142,8 +142,19 @@ class TrackerSettings(ServiceSettings):
         description="Other workers keep a warm copy of each camera's state (from the "
         "changelog), so a fail-over does not wait for a full replay. 0 saves their CPU.",
     )
-    replication_factor: int = Field(
-        1, ge=1, le=16, description="Replicas of the state changelog topic (3 in production)."
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Replicas of the state changelog topic. Unset: asked from Kafka at start, "
+        "3 on a cluster of 3 or more brokers, else 1 (as for the pipeline's topics).",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="min.insync.replicas of the changelog topic. Unset: 2 when its replication "
+        "factor is 3 or more, else 1.",
     )
     max_batch: int = Field(
         256,

@@ -59,7 +59,7 @@ import weakref
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 from confluent_kafka.admin import AdminClient
@@ -69,9 +69,8 @@ from faust.types import TP
 from vsa.runtime.kafka import Producer
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics, serve_http
-from vsa.runtime.service import StopFlag
+from vsa.runtime.replication import Replication, replication_for
 from vsa.runtime.settings import MAX_MESSAGE_BYTES, ConfigError, KafkaSettings
-from vsa.runtime.topic_check import TopicWait, admin_client
 
 from .config import SERVICE, TrackerSettings
 from .handler import BatchPlan, Record, StateWrite, TrackerHandler
@@ -116,43 +115,46 @@ def faust_credentials(kafka: KafkaSettings) -> Any:
     )
 
 
-def needed_topics(settings: TrackerSettings) -> list[str]:
-    """The topics the tracker reads and writes, detections first."""
-    names = settings.topics
-    wanted = [names.name(t) for t in ("detections", "tracks", "alerts", "keyframes")]
-    return [*wanted, names.dlq(SERVICE)]
+class InputLayout(NamedTuple):
+    """What the tracker learns from Kafka before it starts."""
+
+    partitions: int  # of the detections topic (the table's changelog gets as many)
+    replication: Replication  # of the changelog topic Faust creates
 
 
-def wait_for_topics(settings: TrackerSettings, health: Health) -> bool:
-    """Wait until every topic the tracker uses exists: not ready meanwhile, with one
-    ``topics_missing`` line naming them and the command that creates them. False when SIGTERM
-    or SIGINT came first (Faust's worker installs its own handlers later)."""
-    stop = StopFlag()
-    stop.install()
-    client = admin_client(settings.kafka)
-    return TopicWait(needed_topics(settings), settings.topics.prefix, health).wait(
-        client, stop.is_set
-    )
-
-
-def check_topics(settings: TrackerSettings) -> int:
-    """The detections topic's partition count; ConfigError if a topic the service uses is missing.
+def check_topics(settings: TrackerSettings) -> InputLayout:
+    """The detections topic's partition count and the changelog's replication (from the
+    cluster's size unless set); ConfigError if a topic the service uses is missing.
 
     Auto topic creation is off: topics come from ``vsa topics create`` (Faust creates only its
     changelog topic, with the detections topic's partition count).
     """
-    wanted = needed_topics(settings)
+    names = settings.topics
+    wanted = [names.name(t) for t in ("detections", "tracks", "alerts", "keyframes")]
+    wanted.append(names.dlq(SERVICE))
     admin = AdminClient(settings.kafka.client_config())
-    topics = admin.list_topics(timeout=15).topics
-    missing = [name for name in wanted if name not in topics]
+    metadata = admin.list_topics(timeout=15)
+    missing = [name for name in wanted if name not in metadata.topics]
     if missing:
         raise ConfigError(
             f"topics missing: {', '.join(missing)} (create them with `vsa topics create`)"
         )
-    return len(topics[wanted[0]].partitions)
+    return InputLayout(
+        len(metadata.topics[wanted[0]].partitions),
+        changelog_replication(settings, len(metadata.brokers)),
+    )
 
 
-def build_app(settings: TrackerSettings, partitions: int) -> faust.App:
+def changelog_replication(settings: TrackerSettings, brokers: int) -> Replication:
+    """The state changelog's replication on a cluster of ``brokers`` brokers (ConfigError when
+    the settings cannot work there)."""
+    try:
+        return replication_for(brokers, settings.replication_factor, settings.min_insync_replicas)
+    except ValueError as exc:
+        raise ConfigError(f"tracker changelog: {exc}") from None
+
+
+def build_app(settings: TrackerSettings, partitions: int, replication: Replication) -> faust.App:
     """The Faust app: broker, store, group timings; no web server (we serve our own metrics)."""
     store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
     return faust.App(
@@ -162,7 +164,7 @@ def build_app(settings: TrackerSettings, partitions: int) -> faust.App:
         store=store,
         datadir=str(settings.datadir),
         topic_partitions=partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_replication_factor=replication.factor,
         topic_disable_leader=True,
         table_standby_replicas=settings.standby_replicas,
         processing_guarantee="at_least_once",
@@ -212,18 +214,19 @@ class TrackerService:
         settings: TrackerSettings,
         partitions: int,
         rulebook: RuleBook | None = None,
-        metrics: ServiceMetrics | None = None,
-        health: Health | None = None,
+        replication: Replication | None = None,
     ) -> None:
+        """``replication``: of the changelog topic; None takes a single broker's (unit tests)."""
         self.settings = settings
-        self.metrics = metrics or ServiceMetrics(SERVICE)
+        self.metrics = ServiceMetrics(SERVICE)
         self.tracker_metrics = TrackerMetrics(self.metrics)
-        self.health = health or Health()
+        self.health = Health()
         self.rulebook = rulebook or make_rulebook(settings, self.tracker_metrics)
         self.handler = TrackerHandler(
             settings.topics, self.rulebook.rules_for, settings.tracking, self.tracker_metrics
         )
-        self.app = build_app(settings, partitions)
+        replication = replication or changelog_replication(settings, brokers=1)
+        self.app = build_app(settings, partitions, replication)
         self.producer = Producer(
             settings.kafka, SERVICE, **{"linger.ms": settings.producer_linger_ms}
         )
@@ -237,6 +240,7 @@ class TrackerService:
             default=None,
             partitions=partitions,
             options=rocksdb_options(settings),
+            extra_topic_configs={"min.insync.replicas": str(replication.min_insync_replicas)},
         )
         self.app.agent(self.detections, name="track")(self._agent)
         self.app.timer(2.0, name="heartbeat")(self._beat)
@@ -582,20 +586,19 @@ def quiet_framework(level: str) -> None:
 def run_tracker(settings: TrackerSettings) -> int:
     """Run the service until SIGTERM/SIGINT; the process exit code."""
     quiet_framework(settings.framework_log_level)
-    metrics, health = ServiceMetrics(SERVICE), Health()
-    server = serve_http(metrics, health, settings.metrics_host, settings.metrics_port)
-    if not wait_for_topics(settings, health):
-        server.shutdown()
-        event(log, "tracker_stopped", batches=0)
-        return 0
-    partitions = check_topics(settings)
-    service = TrackerService(settings, partitions, metrics=metrics, health=health)
+    partitions, replication = check_topics(settings)
+    service = TrackerService(settings, partitions, replication=replication)
     follower = follow_camera_config(settings, service.rulebook)
+    server = serve_http(
+        service.metrics, service.health, settings.metrics_host, settings.metrics_port
+    )
     event(
         log,
         "tracker_starting",
         app_id=settings.service_group,
         partitions=partitions,
+        changelog_replicas=replication.factor,
+        changelog_min_insync=replication.min_insync_replicas,
         store=settings.store,
         datadir=str(settings.datadir),
         metrics_port=server.server_address[1],

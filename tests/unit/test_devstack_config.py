@@ -11,7 +11,7 @@ import pytest
 
 from vsa.devstack import maven, stack
 from vsa.devstack.errors import DevstackError
-from vsa.devstack.kafka import new_cluster_id, render_server_properties
+from vsa.devstack.kafka import kafka_nodes, new_cluster_id, render_server_properties
 from vsa.devstack.maven import MARKER, MavenDep, is_complete, maven_fetch, render_pom
 from vsa.devstack.opensearch import render_painless_descriptor
 from vsa.devstack.procs import owned_pid, port_in_use, read_pid, tail_file, write_pid
@@ -37,14 +37,14 @@ def settings(tmp_path: Path) -> DevstackSettings:
 
 
 def test_server_properties_allow_frames_of_max_message_bytes(settings: DevstackSettings) -> None:
-    props = _props(render_server_properties(settings, Path("/data/kafka")))
+    props = _props(render_server_properties(settings, kafka_nodes(settings)[0]))
     assert int(props["message.max.bytes"]) == MAX_MESSAGE_BYTES
     assert int(props["replica.fetch.max.bytes"]) == MAX_MESSAGE_BYTES
     assert int(props["socket.request.max.bytes"]) >= 2 * MAX_MESSAGE_BYTES
 
 
 def test_server_properties_listen_on_loopback_only(settings: DevstackSettings) -> None:
-    props = _props(render_server_properties(settings, Path("/data/kafka")))
+    props = _props(render_server_properties(settings, kafka_nodes(settings)[0]))
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
     assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29092"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:29093"
@@ -52,9 +52,9 @@ def test_server_properties_listen_on_loopback_only(settings: DevstackSettings) -
 
 
 def test_server_properties_for_a_single_test_node(settings: DevstackSettings) -> None:
-    props = _props(render_server_properties(settings, Path("/data/kafka")))
+    props = _props(render_server_properties(settings, kafka_nodes(settings)[0]))
     assert props["auto.create.topics.enable"] == "false"
-    assert props["log.dirs"] == "/data/kafka"
+    assert props["log.dirs"] == str(settings.state_path.resolve() / "kafka" / "data")
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["transaction.state.log.min.isr"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
@@ -77,7 +77,7 @@ def test_settings_refuse_bad_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="kafka_port"):
         load_settings(DevstackSettings)
     monkeypatch.setenv("VSA_DEVSTACK_KAFKA_PORT", "19200")
-    with pytest.raises(ConfigError, match="must differ"):
+    with pytest.raises(ConfigError, match="ports must differ"):
         load_settings(DevstackSettings)
 
 

@@ -140,26 +140,38 @@ def spawn(
     return child.pid
 
 
-def _wait_gone(pid: int, timeout_s: float) -> bool:
+def _wait_gone(pids: Sequence[int], timeout_s: float) -> list[int]:
+    """Wait until every pid has ended or ``timeout_s`` passed; the pids still alive."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not is_alive(pid):
-            return True
+    alive = [pid for pid in pids if is_alive(pid)]
+    while alive and time.monotonic() < deadline:
         time.sleep(0.2)
-    return not is_alive(pid)
+        alive = [pid for pid in alive if is_alive(pid)]
+    return alive
+
+
+def stop_all(pids: Sequence[int], timeout_s: float) -> set[int]:
+    """SIGTERM every pid at once, then SIGKILL those still running after ``timeout_s`` seconds.
+
+    Returns the pids that had to be killed. Signalling all first matters for a KRaft cluster: a
+    broker's controlled shutdown needs a controller quorum, which nodes stopped one after the
+    other would take away from the last ones.
+    """
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    stubborn = _wait_gone(pids, timeout_s)
+    for pid in stubborn:
+        log.warning("process ignored SIGTERM; killing", extra={"pid": pid, "waited_s": timeout_s})
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _wait_gone(stubborn, 10.0)
+    return set(stubborn)
 
 
 def stop(pid: int, timeout_s: float) -> bool:
     """SIGTERM ``pid``, then SIGKILL after ``timeout_s`` seconds. Returns True if it was killed."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pid, timeout_s):
-        return False
-    log.warning("process ignored SIGTERM; killing", extra={"pid": pid, "waited_s": timeout_s})
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    _wait_gone(pid, 10.0)
-    return True
+    return bool(stop_all([pid], timeout_s))
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

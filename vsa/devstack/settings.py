@@ -5,6 +5,7 @@ Layout, with the defaults (``<cache>`` is ``$XDG_CACHE_HOME/vsa`` or ``~/.cache/
     <cache>/kafka-<v>/libs/*.jar            broker jars from Maven Central (fetched once)
     <cache>/opensearch-<v>-artifacts/       distribution zip, k-NN zip, lang-painless jars
     <state>/kafka/                          server.properties, data/, kafka.log, kafka.pid
+    <state>/kafka-<n>/node-<i>/             the same for node i of an n-node cluster (brokers=n)
     <state>/opensearch/                     opensearch.log, opensearch.pid
     <opensearch_dir>/opensearch-<v>/        installed OpenSearch home (with k-NN)
     <opensearch_dir>/data, logs, tmp        OpenSearch's own files
@@ -18,6 +19,7 @@ started by root it runs as ``opensearch_user`` and ``<opensearch_dir>`` defaults
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,11 @@ from vsa.runtime.settings import VsaSettings
 ROOT_OPENSEARCH_DIR = Path("/var/lib/vsa-devstack")
 
 _VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
+#: Most Kafka nodes the local stack runs (all are controller voters).
+MAX_BROKERS = 5
+#: Node i's ports are the configured ones plus PORT_STRIDE * i (so the default client and
+#: controller ports, one apart, interleave: 19092-19097 for three nodes).
+PORT_STRIDE = 2
 
 
 def default_cache_dir() -> Path:
@@ -37,6 +44,26 @@ def default_cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "vsa"
+
+
+@dataclass(frozen=True)
+class NodePorts:
+    """The two loopback ports of one Kafka node."""
+
+    client: int  # PLAINTEXT listener: clients and the other brokers
+    controller: int  # CONTROLLER listener: the KRaft quorum
+
+
+def kafka_node_ports(settings: DevstackSettings) -> tuple[NodePorts, ...]:
+    """Ports of each Kafka node: node i (from 0) adds ``PORT_STRIDE * i`` to the configured ones,
+    so the first node keeps them (19092/19093, then 19094/19095, 19096/19097 by default)."""
+    return tuple(
+        NodePorts(
+            settings.kafka_port + PORT_STRIDE * i,
+            settings.kafka_controller_port + PORT_STRIDE * i,
+        )
+        for i in range(settings.brokers)
+    )
 
 
 def _port(default: int, what: str) -> Any:
@@ -52,8 +79,17 @@ class DevstackSettings(VsaSettings):
 
     model_config = SettingsConfigDict(env_prefix="VSA_DEVSTACK_")
 
-    kafka_port: int = _port(19092, "the Kafka broker (clients connect here)")
-    kafka_controller_port: int = _port(19093, "the KRaft controller listener")
+    brokers: int = Field(
+        1,
+        ge=1,
+        le=MAX_BROKERS,
+        description="Kafka nodes, each a broker and a KRaft controller (all of them voters). 1: "
+        "the demo's single broker. 3: the production shape, where topics get replication factor "
+        "3 and min.insync.replicas 2 and any one node may be killed. Node i (from 0) listens on "
+        f"kafka_port + {PORT_STRIDE}*i and kafka_controller_port + {PORT_STRIDE}*i.",
+    )
+    kafka_port: int = _port(19092, "the (first) Kafka broker (clients connect here)")
+    kafka_controller_port: int = _port(19093, "the (first) KRaft controller listener")
     opensearch_port: int = _port(19200, "the OpenSearch HTTP API")
     opensearch_transport_port: int = _port(19300, "OpenSearch's node-to-node transport")
 
@@ -122,14 +158,18 @@ class DevstackSettings(VsaSettings):
     @model_validator(mode="after")
     def _ports_distinct(self) -> DevstackSettings:
         ports = {
-            "kafka_port": self.kafka_port,
-            "kafka_controller_port": self.kafka_controller_port,
             "opensearch_port": self.opensearch_port,
             "opensearch_transport_port": self.opensearch_transport_port,
         }
+        for index, node in enumerate(kafka_node_ports(self)):
+            suffix = "" if index == 0 else f" (node {index + 1})"
+            ports[f"kafka_port{suffix}"] = node.client
+            ports[f"kafka_controller_port{suffix}"] = node.controller
         if len(set(ports.values())) != len(ports):
             listed = ", ".join(f"{k}={v}" for k, v in ports.items())
-            raise ValueError(f"the four ports must differ, got {listed}")
+            raise ValueError(f"the ports must differ, got {listed}")
+        if (highest := max(ports.values())) > 65535:
+            raise ValueError(f"port {highest} is past 65535: lower kafka_port or brokers")
         return self
 
     @property

@@ -1,5 +1,7 @@
 """``up`` / ``down`` / ``status`` of the local stack: the functions behind ``vsa devstack``.
 
+Two parts: Kafka (one node, or ``brokers`` nodes forming one KRaft cluster) and OpenSearch (one
+node). Each part is one or more processes with a pid file, a log and ports of their own.
 External endpoints win: with ``KAFKA_BOOTSTRAP_SERVERS`` set no broker is started and that
 cluster is used (and checked); likewise ``OPENSEARCH_URL`` for OpenSearch. These functions print
 nothing; progress goes to the ``vsa.devstack`` logger and results come back as objects.
@@ -10,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +30,7 @@ from vsa.devstack.procs import (
     owned_pid,
     port_in_use,
     read_pid,
-    stop,
+    stop_all,
     tail_file,
 )
 from vsa.devstack.settings import DevstackSettings
@@ -46,12 +49,28 @@ EXTERNAL_PROBE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
+class NodeStatus:
+    """One process of a part (a Kafka node, the OpenSearch node) and its state.
+
+    ``detail`` says more for Kafka nodes of a cluster: registered with the cluster or not.
+    """
+
+    name: str
+    address: str
+    pid: int | None
+    running: bool
+    detail: str
+    log_path: Path | None
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One part of a running stack: where clients connect and who runs it.
 
-    ``address`` is ``host:port[,...]`` for Kafka and a base URL for OpenSearch. ``external`` means
-    it came from the environment and is not managed here; ``started`` that this ``up`` call
-    started the process (a later ``down`` stops it).
+    ``address`` is ``host:port[,...]`` for Kafka (every node) and a base URL for OpenSearch.
+    ``external`` means it came from the environment and is not managed here; ``started`` that
+    this ``up`` call started (some of) its processes. ``pid`` and ``log_path`` are the first
+    process's; ``nodes`` lists every process (empty for an external part).
     """
 
     name: ComponentName
@@ -60,6 +79,7 @@ class Endpoint:
     started: bool
     pid: int | None
     log_path: Path | None
+    nodes: tuple[NodeStatus, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,7 +121,9 @@ class StackInfo:
 
 @dataclass(frozen=True)
 class ComponentStatus:
-    """State of one part right now: ``running`` (our process is alive) and ``healthy``."""
+    """State of one part right now: ``running`` (a process of ours is alive) and ``healthy``
+    (for Kafka: every node runs and every broker is registered). ``nodes``: one entry per node
+    of a Kafka cluster (empty for a single process)."""
 
     name: ComponentName
     address: str
@@ -111,6 +133,7 @@ class ComponentStatus:
     healthy: bool
     detail: str
     log_path: Path | None
+    nodes: tuple[NodeStatus, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +153,19 @@ class StackStatus:
 
 
 @dataclass(frozen=True)
+class _Process:
+    """One process of a part: how to find it (pid file + marker argument) and start it."""
+
+    name: str
+    address: str
+    pid_file: Path
+    log_path: Path
+    marker: str
+    ports: tuple[tuple[int, str], ...]
+    start: Callable[[Java], int]
+
+
+@dataclass(frozen=True)
 class _Component:
     """How to find, start and probe one part (bound to one settings object)."""
 
@@ -137,18 +173,17 @@ class _Component:
     label: str
     env_var: str
     local_address: str
-    pid_file: Path
-    log_path: Path
-    marker: str
-    ports: tuple[tuple[int, str], ...]
+    procs: tuple[_Process, ...]
     timeout_s: float
     preflight: Callable[[], object]
-    start: Callable[[Java], int]
     probe: Callable[[str, bool, float], Health]
 
 
 def _probe_kafka(address: str, external: bool, timeout_s: float) -> Health:
-    conf = load_settings(KafkaSettings).client_config() if external else {}
+    """An external cluster must answer; each local node must answer and list all nodes."""
+    if not external:
+        return kafka_mod.nodes_health(address.split(","), timeout_s)
+    conf = load_settings(KafkaSettings).client_config()
     conf["bootstrap.servers"] = address
     return kafka_mod.kafka_health(conf, timeout_s)
 
@@ -158,28 +193,43 @@ def _probe_opensearch(address: str, external: bool, timeout_s: float) -> Health:
     return os_mod.opensearch_health(address, conn, timeout_s)
 
 
-def _components(settings: DevstackSettings) -> tuple[_Component, _Component]:
-    k_paths, o_paths = kafka_mod.kafka_paths(settings), os_mod.opensearch_paths(settings)
-    kafka = _Component(
+def _node_process(settings: DevstackSettings, node: kafka_mod.KafkaNode) -> _Process:
+    shift = node.ports.client - settings.kafka_port
+    hint = "" if shift == 0 else f" ({node.name} uses it + {shift})"
+    return _Process(
+        name=node.name, address=node.bootstrap, pid_file=node.paths.pid_file,
+        log_path=node.paths.log, marker=node.marker,
+        ports=((node.ports.client, f"VSA_DEVSTACK_KAFKA_PORT{hint}"),
+               (node.ports.controller, f"VSA_DEVSTACK_KAFKA_CONTROLLER_PORT{hint}")),
+        start=lambda java: kafka_mod.start_kafka(settings, java, node),
+    )  # fmt: skip
+
+
+def _kafka_component(settings: DevstackSettings) -> _Component:
+    return _Component(
         name="kafka", label="Kafka", env_var="KAFKA_BOOTSTRAP_SERVERS",
         local_address=kafka_mod.bootstrap_servers(settings),
-        pid_file=k_paths.pid_file, log_path=k_paths.log, marker=kafka_mod.cmd_marker(settings),
-        ports=((settings.kafka_port, "VSA_DEVSTACK_KAFKA_PORT"),
-               (settings.kafka_controller_port, "VSA_DEVSTACK_KAFKA_CONTROLLER_PORT")),
+        procs=tuple(_node_process(settings, n) for n in kafka_mod.kafka_nodes(settings)),
         timeout_s=settings.kafka_start_timeout_s, preflight=lambda: None,
-        start=lambda java: kafka_mod.start_kafka(settings, java), probe=_probe_kafka,
+        probe=_probe_kafka,
     )  # fmt: skip
-    opensearch = _Component(
-        name="opensearch", label="OpenSearch", env_var="OPENSEARCH_URL",
-        local_address=os_mod.opensearch_url(settings),
-        pid_file=o_paths.pid_file, log_path=o_paths.log, marker=os_mod.cmd_marker(settings),
+
+
+def _opensearch_component(settings: DevstackSettings) -> _Component:
+    paths = os_mod.opensearch_paths(settings)
+    proc = _Process(
+        name="opensearch", address=os_mod.opensearch_url(settings), pid_file=paths.pid_file,
+        log_path=paths.log, marker=os_mod.cmd_marker(settings),
         ports=((settings.opensearch_port, "VSA_DEVSTACK_OPENSEARCH_PORT"),
                (settings.opensearch_transport_port, "VSA_DEVSTACK_OPENSEARCH_TRANSPORT_PORT")),
-        timeout_s=settings.opensearch_start_timeout_s,
-        preflight=lambda: os_mod.preflight(settings),
-        start=lambda java: os_mod.start_opensearch(settings, java), probe=_probe_opensearch,
+        start=lambda java: os_mod.start_opensearch(settings, java),
     )  # fmt: skip
-    return kafka, opensearch
+    return _Component(
+        name="opensearch", label="OpenSearch", env_var="OPENSEARCH_URL",
+        local_address=proc.address, procs=(proc,),
+        timeout_s=settings.opensearch_start_timeout_s,
+        preflight=lambda: os_mod.preflight(settings), probe=_probe_opensearch,
+    )  # fmt: skip
 
 
 def external_address(name: ComponentName) -> str | None:
@@ -191,8 +241,8 @@ def external_address(name: ComponentName) -> str | None:
     return None
 
 
-def _check_ports_free(comp: _Component) -> None:
-    for port, env_name in comp.ports:
+def _check_ports_free(comp: _Component, proc: _Process) -> None:
+    for port, env_name in proc.ports:
         if port_in_use(port):
             owner = describe_listener(port)
             raise DevstackError(
@@ -202,50 +252,117 @@ def _check_ports_free(comp: _Component) -> None:
             )
 
 
-def _existing(comp: _Component) -> Endpoint | None:
-    """The external endpoint or our running process for ``comp``; None when it must start."""
-    external = external_address(comp.name)
-    if external is not None:
-        log.info("using external %s", comp.label, extra={"address": external, "from": comp.env_var})
-        return Endpoint(comp.name, external, True, False, None, None)
-    pid = owned_pid(comp.pid_file, comp.marker)
-    if pid is not None:
-        log.info("%s already running", comp.label, extra={"pid": pid})
-        return Endpoint(comp.name, comp.local_address, False, False, pid, comp.log_path)
-    return None
+def _refuse_other_kafka(settings: DevstackSettings) -> None:
+    """A Kafka of another node count running from this state dir shares the first ports."""
+    for size in kafka_mod.layout_sizes(settings):
+        if size == settings.brokers:
+            continue
+        pids = kafka_mod.running_pids(kafka_mod.nodes_of_layout(settings, size))
+        if pids:
+            listed = ", ".join(f"{name} pid {pid}" for name, pid in pids.items())
+            raise DevstackError(
+                f"Kafka already runs here with {size} node(s) ({listed}), not "
+                f"{settings.brokers}: use that count (--brokers {size} / "
+                f"VSA_DEVSTACK_BROKERS={size}) or stop it first with `vsa devstack down`"
+            )
 
 
-def _start_missing(comps: list[_Component], ends: dict[ComponentName, Endpoint]) -> None:
-    """Check everything that could stop a start first (ports, users, Java), then start, adding
-    each started part to ``ends`` at once (so a failure later can stop it again)."""
-    missing = [c for c in comps if c.name not in ends]
-    for comp in missing:
-        _check_ports_free(comp)
-        comp.preflight()
-    if not missing:
-        return
-    java = find_java()
-    for comp in missing:
-        pid = comp.start(java)
-        ends[comp.name] = Endpoint(comp.name, comp.local_address, False, True, pid, comp.log_path)
+class _Bringup:
+    """The processes one :func:`up` call found running and started, per part."""
+
+    def __init__(self) -> None:
+        self.external: dict[ComponentName, str] = {}
+        self.pids: dict[str, int] = {}  # process name -> pid, found or started
+        self.started: dict[str, int] = {}  # the ones this call started
+
+    def endpoint(self, comp: _Component) -> Endpoint:
+        if comp.name in self.external:
+            return Endpoint(comp.name, self.external[comp.name], True, False, None, None)
+        nodes = tuple(
+            NodeStatus(p.name, p.address, self.pids[p.name], True, "", p.log_path)
+            for p in comp.procs
+        )
+        started = any(p.name in self.started for p in comp.procs)
+        first = comp.procs[0]
+        return Endpoint(
+            comp.name, comp.local_address, False, started, nodes[0].pid, first.log_path, nodes
+        )
+
+    def find(self, comp: _Component) -> None:
+        """Note the external endpoint or our running processes of ``comp``."""
+        external = external_address(comp.name)
+        if external is not None:
+            log.info(
+                "using external %s", comp.label, extra={"address": external, "from": comp.env_var}
+            )
+            self.external[comp.name] = external
+            return
+        for proc in comp.procs:
+            pid = owned_pid(proc.pid_file, proc.marker)
+            if pid is not None:
+                log.info("%s already running", proc.name, extra={"pid": pid})
+                self.pids[proc.name] = pid
+
+    def start_missing(self, comps: list[_Component]) -> None:
+        """Check everything that could stop a start first (ports, users, Java), then start,
+        noting each started process at once (so a failure later can stop it again)."""
+        missing = [
+            (comp, [p for p in comp.procs if p.name not in self.pids])
+            for comp in comps
+            if comp.name not in self.external
+        ]
+        missing = [(comp, procs) for comp, procs in missing if procs]
+        for comp, procs in missing:
+            for proc in procs:
+                _check_ports_free(comp, proc)
+            comp.preflight()
+        if not missing:
+            return
+        java = find_java()
+        procs = [proc for _, group in missing for proc in group]
+        # in parallel: each Kafka node formats its storage with a JVM of its own first
+        with ThreadPoolExecutor(len(procs), thread_name_prefix="devstack-start") as pool:
+            futures = [(proc, pool.submit(proc.start, java)) for proc in procs]
+        failures = []
+        for proc, future in futures:
+            if (error := future.exception()) is not None:
+                failures.append(error)
+            else:
+                self.pids[proc.name] = self.started[proc.name] = future.result()
+        if failures:
+            raise failures[0]
+
+    def stop_started(self, comps: list[_Component], stop_timeout_s: float) -> None:
+        """Stop (together) and forget what this call started."""
+        stop_all(list(self.started.values()), stop_timeout_s)
+        for proc in (p for comp in comps for p in comp.procs if p.name in self.started):
+            proc.pid_file.unlink(missing_ok=True)
 
 
-def _still_running(pid: int) -> Callable[[], str | None]:
-    def check() -> str | None:
-        if is_alive(pid):
-            return None
-        code = exit_code(pid)
-        return "exited" + (f" with status {code}" if code is not None else "")
+class _Liveness:
+    """Called while waiting: None while every process of a part runs, else how one ended
+    (that process is then in ``ended``)."""
 
-    return check
+    def __init__(self, comp: _Component, pids: dict[str, int]) -> None:
+        self.watched = [(proc, pids[proc.name]) for proc in comp.procs]
+        self.ended: _Process | None = None
+
+    def __call__(self) -> str | None:
+        for proc, pid in self.watched:
+            if not is_alive(pid):
+                self.ended = proc
+                code = exit_code(pid)
+                return "exited" + (f" with status {code}" if code is not None else "")
+        return None
 
 
-def _failure(comp: _Component, end: Endpoint, detail: str) -> DevstackError:
+def _failure(comp: _Component, end: Endpoint, detail: str, log_path: Path | None) -> DevstackError:
     if end.external:
         return DevstackError(
             f"external {comp.label} at {end.address} (from {comp.env_var}) is not usable: {detail}"
         )
-    logs = f"Last lines of {comp.log_path}:\n{tail_file(comp.log_path, 20)}"
+    log_path = log_path or comp.procs[0].log_path
+    logs = f"Last lines of {log_path}:\n{tail_file(log_path, 20)}"
     if not end.started:
         return DevstackError(
             f"{comp.label} (pid {end.pid}) runs but is not healthy ({detail}); stop it with "
@@ -258,29 +375,24 @@ def _wait(comp: _Component, end: Endpoint, timeout_s: float) -> None:
     what = f"{comp.label} at {end.address}"
     probe_timeout = EXTERNAL_PROBE_TIMEOUT_S if end.external else WAIT_PROBE_TIMEOUT_S
     probe_timeout = min(probe_timeout, timeout_s)
-    alive = _still_running(end.pid) if end.pid is not None else None
+    alive = None if end.external else _Liveness(comp, {n.name: n.pid or 0 for n in end.nodes})
     try:
         result = wait_healthy(
             what, lambda: comp.probe(end.address, end.external, probe_timeout), timeout_s, alive
         )
     except ProcessEndedError as exc:
-        raise _failure(comp, end, f"the process {exc.detail} during start") from None
+        ended = alive.ended if alive is not None else None
+        who = f"{ended.name}: " if ended is not None and len(comp.procs) > 1 else ""
+        detail = f"{who}the process {exc.detail} during start"
+        raise _failure(comp, end, detail, ended.log_path if ended else None) from None
     if not result.healthy:
         reason = f"no healthy answer within {timeout_s:.0f} s (last check: {result.detail})"
-        raise _failure(comp, end, reason)
-
-
-def _stop_component(comp: _Component, pid: int, timeout_s: float) -> str:
-    """Stop one part; returns ``"<name> (pid N)"``, plus ``", killed"`` when SIGKILL was needed."""
-    log.info("stopping %s", comp.label, extra={"pid": pid})
-    forced = stop(pid, timeout_s)
-    comp.pid_file.unlink(missing_ok=True)
-    return f"{comp.name} (pid {pid}{', killed' if forced else ''})"
+        raise _failure(comp, end, reason, None)
 
 
 def _selected(settings: DevstackSettings, kafka: bool, opensearch: bool) -> list[_Component]:
-    k_comp, o_comp = _components(settings)
-    return [c for c, wanted in ((k_comp, kafka), (o_comp, opensearch)) if wanted]
+    pairs = ((kafka, _kafka_component), (opensearch, _opensearch_component))
+    return [make(settings) for wanted, make in pairs if wanted]
 
 
 def up(
@@ -292,30 +404,54 @@ def up(
 ) -> StackInfo:
     """Bring up the requested parts and wait until each is healthy; idempotent.
 
-    Downloads once (cached), reuses a running healthy stack, starts what is missing (both start
-    in parallel), and uses external endpoints from the environment instead of starting anything.
-    ``timeout_s``: seconds to wait for each part to become healthy after it is started
-    (downloads not counted); None uses the settings' ``*_start_timeout_s``. On failure the parts
-    this call started are stopped again and :class:`DevstackError` says why, with the log's end.
+    Downloads once (cached), reuses running processes, starts what is missing (all processes
+    start in parallel: both parts, every Kafka node; a node of a cluster that died is started
+    again), and uses external endpoints from the environment instead of starting anything. Kafka
+    is healthy once all ``settings.brokers`` brokers are registered. ``timeout_s``: seconds to
+    wait for each part to become healthy after it is started (downloads not counted); None uses
+    the settings' ``*_start_timeout_s``. On failure the processes this call started are stopped
+    again and :class:`DevstackError` says why, with the end of the log of the node that failed.
     """
     settings = settings if settings is not None else load_settings(DevstackSettings)
     comps = _selected(settings, kafka, opensearch)
-    ends: dict[ComponentName, Endpoint] = {}
+    bringup = _Bringup()
     with file_lock(settings.state_path / "devstack.lock"):
         try:
             for comp in comps:
-                if (found := _existing(comp)) is not None:
-                    ends[comp.name] = found
-            _start_missing(comps, ends)
+                bringup.find(comp)
+            if kafka and "kafka" not in bringup.external:
+                _refuse_other_kafka(settings)
+            bringup.start_missing(comps)
             for comp in comps:
-                _wait(comp, ends[comp.name], comp.timeout_s if timeout_s is None else timeout_s)
+                wait_s = comp.timeout_s if timeout_s is None else timeout_s
+                _wait(comp, bringup.endpoint(comp), wait_s)
         except BaseException:
-            for comp in comps:
-                end = ends.get(comp.name)
-                if end is not None and end.started and end.pid is not None:
-                    _stop_component(comp, end.pid, settings.stop_timeout_s)
+            bringup.stop_started(comps, settings.stop_timeout_s)
             raise
+    ends = {comp.name: bringup.endpoint(comp) for comp in comps}
     return StackInfo(kafka=ends.get("kafka"), opensearch=ends.get("opensearch"))
+
+
+def _kafka_processes(settings: DevstackSettings) -> list[_Process]:
+    """Every Kafka node of every layout under the state dir (a cluster of another size too)."""
+    return [
+        _node_process(settings, node)
+        for size in kafka_mod.layout_sizes(settings)
+        for node in kafka_mod.nodes_of_layout(settings, size)
+    ]
+
+
+def _stop(procs: list[_Process], timeout_s: float) -> list[str]:
+    """Stop our live processes among ``procs`` together; ``"<name> (pid N[, killed])"`` each."""
+    found = [(p, pid) for p in procs if (pid := owned_pid(p.pid_file, p.marker)) is not None]
+    if not found:
+        return []
+    for proc, pid in found:
+        log.info("stopping %s", proc.name, extra={"pid": pid})
+    killed = stop_all([pid for _, pid in found], timeout_s)
+    for proc, _ in found:
+        proc.pid_file.unlink(missing_ok=True)
+    return [f"{p.name} (pid {pid}{', killed' if pid in killed else ''})" for p, pid in found]
 
 
 def down(
@@ -323,17 +459,19 @@ def down(
 ) -> list[str]:
     """Stop the processes ``up`` started (found by pid file and checked by command line).
 
-    External endpoints and processes this stack did not start are never touched. Data stays:
-    the next ``up`` finds the same topics and indices. Returns what was stopped, one
-    ``"<name> (pid N)"`` per process (``"..., killed)"`` when SIGTERM was not enough).
+    Every Kafka node under the state dir is stopped, whatever ``brokers`` says now; the nodes of
+    a cluster are signalled together. External endpoints and processes this stack did not
+    start are never touched. Data stays: the next ``up`` finds the same topics and indices.
+    Returns what was stopped, OpenSearch first, one ``"<name> (pid N)"`` per process (``"...,
+    killed)"`` when SIGTERM was not enough).
     """
     settings = settings if settings is not None else load_settings(DevstackSettings)
     stopped: list[str] = []
     with file_lock(settings.state_path / "devstack.lock"):
-        for comp in reversed(_selected(settings, kafka, opensearch)):
-            pid = owned_pid(comp.pid_file, comp.marker)
-            if pid is not None:
-                stopped.append(_stop_component(comp, pid, settings.stop_timeout_s))
+        if opensearch:
+            stopped += _stop(list(_opensearch_component(settings).procs), settings.stop_timeout_s)
+        if kafka:
+            stopped += _stop(_kafka_processes(settings), settings.stop_timeout_s)
     log.info("stack down", extra={"stopped": ", ".join(stopped) or "nothing"})
     return stopped
 
@@ -356,6 +494,38 @@ def fetch(
     return folders
 
 
+def _process_status(proc: _Process) -> NodeStatus:
+    pid = read_pid(proc.pid_file)
+    if pid is None or not is_ours(pid, proc.marker):
+        detail = "not running" + (" (stale pid file)" if pid is not None else "")
+        return NodeStatus(proc.name, proc.address, None, False, detail, proc.log_path)
+    return NodeStatus(proc.name, proc.address, pid, True, "running", proc.log_path)
+
+
+def _cluster_status(settings: DevstackSettings, comp: _Component) -> ComponentStatus:
+    """Kafka of several nodes: each node's process and registration, and the whole."""
+    nodes = [_process_status(p) for p in comp.procs]
+    live = [n for n in nodes if n.running]
+    if not live:
+        return ComponentStatus(
+            comp.name, comp.local_address, False, None, False, False, "not running",
+            None, tuple(nodes),
+        )  # fmt: skip
+    address = ",".join(n.address for n in live)
+    view = kafka_mod.describe_cluster({"bootstrap.servers": address}, STATUS_PROBE_TIMEOUT_S)
+    health = kafka_mod.cluster_health(view, settings.brokers)
+    ids = view.broker_ids if isinstance(view, kafka_mod.ClusterView) else frozenset()
+    node_ids = [n.node_id for n in kafka_mod.kafka_nodes(settings)]
+    for i, (node, node_id) in enumerate(zip(nodes, node_ids, strict=True)):
+        if node.running:
+            state = "registered" if node_id in ids else "not registered"
+            nodes[i] = replace(node, detail=f"{state}, node.id {node_id}")
+    return ComponentStatus(
+        comp.name, comp.local_address, False, live[0].pid, True,
+        health.healthy and len(live) == len(nodes), health.detail, None, tuple(nodes),
+    )  # fmt: skip
+
+
 def _component_status(comp: _Component) -> ComponentStatus:
     external = external_address(comp.name)
     if external is not None:
@@ -363,33 +533,61 @@ def _component_status(comp: _Component) -> ComponentStatus:
         return ComponentStatus(
             comp.name, external, True, None, False, health.healthy, health.detail, None
         )
-    pid = read_pid(comp.pid_file)
-    if pid is None or not is_ours(pid, comp.marker):
-        detail = "not running" + (" (stale pid file)" if pid is not None else "")
+    proc = _process_status(comp.procs[0])
+    if not proc.running:
         return ComponentStatus(
-            comp.name, comp.local_address, False, None, False, False, detail, comp.log_path
+            comp.name, comp.local_address, False, None, False, False, proc.detail, proc.log_path
         )
     health = comp.probe(comp.local_address, False, STATUS_PROBE_TIMEOUT_S)
     return ComponentStatus(
-        comp.name, comp.local_address, False, pid, True, health.healthy, health.detail,
-        comp.log_path,
+        comp.name, comp.local_address, False, proc.pid, True, health.healthy, health.detail,
+        proc.log_path,
     )  # fmt: skip
 
 
+def _status_settings(settings: DevstackSettings) -> DevstackSettings:
+    """The settings whose Kafka status to show: the configured node count, unless nothing of it
+    runs and a Kafka of another count does (``up --brokers 3`` then a plain ``status``)."""
+    if kafka_mod.running_pids(kafka_mod.kafka_nodes(settings)):
+        return settings
+    for size in kafka_mod.layout_sizes(settings):
+        if kafka_mod.running_pids(kafka_mod.nodes_of_layout(settings, size)):
+            return settings.model_copy(update={"brokers": size})
+    return settings
+
+
 def status(settings: DevstackSettings | None = None) -> StackStatus:
-    """Endpoints and health of both parts, checked once now (a few seconds at most)."""
+    """Endpoints and health of both parts (each Kafka node of a cluster), checked once now (a
+    few seconds at most)."""
     settings = settings if settings is not None else load_settings(DevstackSettings)
-    return StackStatus(tuple(_component_status(c) for c in _components(settings)))
+    kafka_settings = _status_settings(settings)
+    kafka = _kafka_component(kafka_settings)
+    if external_address("kafka") is None and kafka_settings.brokers > 1:
+        kafka_status = _cluster_status(kafka_settings, kafka)
+    else:
+        kafka_status = _component_status(kafka)
+    return StackStatus((kafka_status, _component_status(_opensearch_component(settings))))
+
+
+def _state_word(c: ComponentStatus) -> str:
+    state = "healthy" if c.healthy else ("unhealthy" if c.running or c.external else "down")
+    return state + (" (external)" if c.external else "")
 
 
 def format_status(stack_status: StackStatus) -> str:
-    """A small table for people: one line per part, then where the logs are."""
+    """A small table for people: one line per part (and per node of a Kafka cluster, indented
+    under it), then where the logs are."""
     rows = [("PART", "ADDRESS", "STATE", "PID", "DETAIL")]
+    logs: list[tuple[str, Path]] = []
     for c in stack_status.components:
-        state = "healthy" if c.healthy else ("unhealthy" if c.running or c.external else "down")
-        state += " (external)" if c.external else ""
-        rows.append((c.name, c.address, state, str(c.pid or "-"), c.detail))
+        rows.append((c.name, c.address, _state_word(c), str(c.pid or "-"), c.detail))
+        for n in c.nodes:
+            state = "running" if n.running else "down"
+            rows.append((f"  {n.name}", n.address, state, str(n.pid or "-"), n.detail))
+        logs += [(n.name, n.log_path) for n in c.nodes if n.log_path is not None]
+        if c.log_path is not None and not c.nodes:
+            logs.append((c.name, c.log_path))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join([*(r[i].ljust(w) for i, w in enumerate(widths)), r[-1]]) for r in rows]
-    lines += [f"{c.name} log: {c.log_path}" for c in stack_status.components if c.log_path]
+    lines += [f"{name} log: {path}" for name, path in logs]
     return "\n".join(lines)

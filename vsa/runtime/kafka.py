@@ -5,6 +5,9 @@
   with back-pressure instead of failing when the local queue is full.
 - Consumers never auto-commit; the service loop commits after outputs are acknowledged.
 - Message size limits are all derived from :data:`MAX_MESSAGE_BYTES`.
+- Topics get their replication from the cluster's size unless a spec fixes it (RF 3 and
+  ``min.insync.replicas`` 2 from three brokers on): with ``acks=all`` an acknowledged message
+  survives the loss of one broker.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from confluent_kafka import Producer as _Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from vsa.runtime.logs import event
-from vsa.runtime.settings import MAX_MESSAGE_BYTES, KafkaSettings, TopicSpec
+from vsa.runtime.replication import Replication, replication_for
+from vsa.runtime.settings import MAX_MESSAGE_BYTES, ConfigError, KafkaSettings, TopicSpec
 
 log = logging.getLogger("vsa.kafka")
 
@@ -208,13 +212,30 @@ class Producer:
         return self._producer
 
 
-def topic_config(spec: TopicSpec) -> dict[str, str]:
-    """Broker-side topic properties for a :class:`TopicSpec`."""
-    return {
+def topic_config(spec: TopicSpec, replication: Replication | None = None) -> dict[str, str]:
+    """Broker-side topic properties for a :class:`TopicSpec` (and its resolved replication)."""
+    config = {
         "cleanup.policy": "compact" if spec.compact else "delete",
         "retention.ms": str(spec.retention_ms),
         "max.message.bytes": str(MAX_MESSAGE_BYTES),
     }
+    if replication is not None:
+        config["min.insync.replicas"] = str(replication.min_insync_replicas)
+    return config
+
+
+def spec_replication(spec: TopicSpec, brokers: int) -> Replication:
+    """The replication of a topic made from ``spec`` on a cluster of ``brokers`` brokers
+    (ConfigError when the spec's numbers cannot work there)."""
+    try:
+        return replication_for(brokers, spec.replication_factor, spec.min_insync_replicas)
+    except ValueError as exc:
+        raise ConfigError(f"topic replication: {exc}") from None
+
+
+def count_brokers(kafka: KafkaSettings, timeout_s: float = 30.0) -> int:
+    """Brokers the cluster reports now (the ones registered and not fenced)."""
+    return len(AdminClient(kafka.client_config()).list_topics(timeout=timeout_s).brokers)
 
 
 def ensure_topics(
@@ -222,11 +243,15 @@ def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names created.
 
-    Existing topics are left as they are (a partition-count mismatch is logged, never changed:
-    adding partitions moves keys and breaks per-camera ordering).
+    A spec without a replication factor gets one from the number of brokers the cluster reports
+    now (:func:`~vsa.runtime.replication.replication_for`: 3 replicas and min.insync.replicas 2
+    from three brokers on, else 1). Existing topics are left as they are (a partition-count
+    mismatch is logged, never changed: adding partitions moves keys and breaks per-camera
+    ordering).
     """
     admin = AdminClient(kafka.client_config())
-    existing = admin.list_topics(timeout=timeout_s).topics
+    metadata = admin.list_topics(timeout=timeout_s)
+    existing, brokers = metadata.topics, len(metadata.brokers)
     for name, spec in specs.items():
         if name in existing and len(existing[name].partitions) != spec.partitions:
             event(
@@ -237,8 +262,14 @@ def ensure_topics(
                 existing=len(existing[name].partitions),
                 configured=spec.partitions,
             )
+    replication = {name: spec_replication(spec, brokers) for name, spec in specs.items()}
     missing = [
-        NewTopic(name, spec.partitions, spec.replication_factor, config=topic_config(spec))
+        NewTopic(
+            name,
+            spec.partitions,
+            replication[name].factor,
+            config=topic_config(spec, replication[name]),
+        )
         for name, spec in specs.items()
         if name not in existing
     ]
@@ -254,7 +285,15 @@ def ensure_topics(
                 raise
     _wait_for_metadata(admin, created, timeout_s)
     for name in created:
-        event(log, "topic_created", topic=name, partitions=specs[name].partitions)
+        event(
+            log,
+            "topic_created",
+            topic=name,
+            partitions=specs[name].partitions,
+            replication_factor=replication[name].factor,
+            min_insync_replicas=replication[name].min_insync_replicas,
+            brokers=brokers,
+        )
     return created
 
 

@@ -241,14 +241,27 @@ class OpenSearchSettings(VsaSettings):
 
 
 class TopicSpec(BaseModel):
-    """How one topic is created: partitions, retention and cleanup policy."""
+    """How one topic is created: partitions, replication, retention and cleanup policy."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     partitions: int = Field(
         8, ge=1, le=10_000, description="Partitions; bounds consumer parallelism."
     )
-    replication_factor: int = Field(1, ge=1, le=16, description="Replicas of every partition.")
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Replicas of every partition. None: 3 on a cluster of 3 or more brokers, "
+        "else 1 (vsa.runtime.replication).",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Replicas that must have a write before it is acknowledged (producers use "
+        "acks=all). None: 2 when the replication factor is 3 or more, else 1.",
+    )
     retention_ms: int = Field(
         3_600_000,
         ge=-1,

@@ -1,8 +1,9 @@
 """The topics of a vsa pipeline and how they are created (``vsa topics create``).
 
-Auto topic creation is off on the broker: topics are created here, with partitions and
-retention from settings. All keyed topics share one partition count so a camera lands on the same
-partition number everywhere (the tracker's table co-partitions with its input).
+Auto topic creation is off on the broker: topics are created here, with partitions, replication
+and retention from settings (replication from the cluster's size unless set). All keyed topics
+share one partition count so a camera lands on the same partition number everywhere (the
+tracker's table co-partitions with its input).
 """
 
 from __future__ import annotations
@@ -30,7 +31,22 @@ class TopicsSettings(VsaSettings):
         description="Partitions of every keyed topic; the most consumers of one "
         "group that can work in parallel. Raise it before adding cameras' worth of pods.",
     )
-    replication_factor: int = Field(1, ge=1, le=16, description="Replicas (3 in production).")
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Replicas of every partition. Unset: asked from Kafka when the topics are "
+        "created, 3 on a cluster of 3 or more brokers (the production shape), else 1. Set it "
+        "when brokers may be down while topics are created (only those answering are counted).",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Replicas that must hold a write before Kafka acknowledges it (producers use "
+        "acks=all). Unset: 2 when the replication factor is 3 or more, else 1. Higher: more "
+        "copies of each acknowledged message; writes stop once fewer replicas are in sync.",
+    )
     frames_retention_ms: int = Field(
         HOUR_MS,
         ge=60_000,
@@ -53,6 +69,7 @@ class TopicsSettings(VsaSettings):
             return TopicSpec(
                 partitions=partitions or self.partitions,
                 replication_factor=self.replication_factor,
+                min_insync_replicas=self.min_insync_replicas,
                 retention_ms=-1 if compact else retention_ms,
                 compact=compact,
             )

@@ -1,0 +1,272 @@
+"""One broker of a three-node Kafka killed -9 under a running detector and tracker (issue 11,
+points 5 and 6).
+
+The test runs its own cluster, from the same code as ``vsa devstack up --brokers 3`` (own free
+ports, own data folders under tmp_path, stopped by pid at the end), never the session's stack.
+
+- every topic of the pipeline and the tracker's changelog have 3 replicas and
+  min.insync.replicas 2;
+- while real frames from the sample clip stream in at the clip's own rate, the broker that leads
+  the camera's frames partition is killed -9: another broker leads that partition, the detector
+  and the tracker keep running, and every frame that reached the frames topic gets its
+  detections and its tracks message;
+- the killed node, started again by ``up``, rejoins the in-sync replicas of every partition it
+  holds; SIGTERM then ends both services with exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
+
+from vsa.devstack import DevstackSettings, StackInfo, down, up
+from vsa.devstack.kafka import kafka_nodes
+from vsa.devstack.procs import port_in_use, read_pid
+from vsa.runtime.kafka import ensure_topics
+from vsa.runtime.partition import partition_for_key
+from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
+from vsa.runtime.topics import TopicsSettings
+from vsa.schemas import Tracks
+from vsa.services.ingest.config import CameraSpec, IngestSettings
+from vsa.services.ingest.service import IngestService
+
+from .test_faults_broker import (
+    Service,
+    detection_key,
+    frame_key,
+    frames_in,
+    is_ready,
+    keys_in,
+    start_service,
+)
+from .test_ingest_live import free_port, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BROKERS = 3
+PARTITIONS = 2
+#: Frames of the one camera, pushed at the clip's rate (10 frames/s): the stream goes on during
+#: the failover (a killed broker is fenced after broker.session.timeout.ms, 9 s) and after it.
+FRAMES = 150
+CAMERA = "cam-cluster"
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(100):
+        base = free_port()
+        if base + count <= 65535 and not any(port_in_use(base + k) for k in range(count)):
+            return base
+    raise AssertionError(f"no {count} consecutive free ports found")
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[DevstackSettings, StackInfo]]:
+    """A three-node cluster of this test only; every node is stopped by its pid file at the end."""
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)  # never an external cluster
+    base = free_port_block(2 * BROKERS)
+    opensearch_port, transport_port = free_port(), free_port()
+    settings = load_settings(
+        DevstackSettings,
+        None,
+        brokers=BROKERS,
+        kafka_port=base,
+        kafka_controller_port=base + 1,
+        opensearch_port=opensearch_port,
+        opensearch_transport_port=transport_port,
+        state_dir=tmp_path / "cluster",
+        kafka_heap_mb=256,
+    )
+    try:
+        yield settings, up(kafka=True, opensearch=False, settings=settings)
+    finally:
+        down(kafka=True, opensearch=False, settings=settings)
+
+
+class ClusterView:
+    """One admin client and one consumer on the test's cluster, for metadata and watermarks."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.admin = AdminClient(kafka.client_config())
+        self.consumer = Consumer({**kafka.client_config(), "group.id": "cluster-view"})
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def partitions(self, topic: str) -> dict[int, PartitionState]:
+        meta = self.admin.list_topics(topic, timeout=10).topics[topic]
+        return {
+            p.id: PartitionState(p.leader, tuple(p.replicas), tuple(p.isrs))
+            for p in meta.partitions.values()
+        }
+
+    def min_insync(self, topics: list[str]) -> dict[str, str]:
+        resources = [ConfigResource("TOPIC", name) for name in topics]
+        found = {}
+        for resource, future in self.admin.describe_configs(resources).items():
+            found[resource.name] = future.result(timeout=30)["min.insync.replicas"].value
+        return found
+
+    def assert_replicated(self, topics: list[str]) -> None:
+        """Every partition of ``topics`` has a replica on each broker; min.insync.replicas 2."""
+        for topic in topics:
+            for partition, state in self.partitions(topic).items():
+                assert len(state.replicas) == BROKERS, (topic, partition, state)
+        assert set(self.min_insync(topics).values()) == {"2"}, self.min_insync(topics)
+
+    def messages_in(self, topic: str) -> int:
+        """Messages in ``topic`` now (high minus low watermark over its partitions)."""
+        total = 0
+        for partition in self.partitions(topic):
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            total += high - low
+        return total
+
+    def rejoined(self, topics: list[str], node_id: int) -> bool:
+        """Whether ``node_id`` is back in the ISR of every partition it is a replica of."""
+        return all(
+            node_id in state.isr
+            for topic in topics
+            for state in self.partitions(topic).values()
+            if node_id in state.replicas
+        )
+
+
+def tracks_key(value: bytes) -> tuple[str, int]:
+    tracks = Tracks.from_bytes(value)
+    return tracks.camera_id, tracks.frame_seq
+
+
+class FrameStream(threading.Thread):
+    """Ingest of the sample clip as one camera at its own rate, in a thread."""
+
+    def __init__(self, kafka: KafkaSettings, names: TopicNames, vtest: Path) -> None:
+        super().__init__(daemon=True)
+        camera = CameraSpec(camera_id=CAMERA, url=str(vtest), realtime=True)
+        self.settings = load_settings(
+            IngestSettings,
+            None,
+            kafka=kafka,
+            topics=names,
+            cameras=(camera,),
+            max_frames=FRAMES,
+            metrics_port=0,
+        )
+        self.published = -1
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.published = IngestService(self.settings).run().published
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+def kill_node(settings: DevstackSettings, node_id: int) -> int:
+    """SIGKILL the node with ``node_id`` of this test's cluster, by its pid file; its pid."""
+    node = next(n for n in kafka_nodes(settings) if n.node_id == node_id)
+    pid = read_pid(node.paths.pid_file)
+    assert pid is not None, node
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def started_services(bootstrap: str, prefix: str, tmp_path: Path) -> tuple[Service, Service]:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "VSA_DETECTOR_BACKEND": '{"type": "onnxruntime", "intra_op_num_threads": 1}',
+        "VSA_TRACKER_SESSION_TIMEOUT_S": "6",
+        "VSA_TRACKER_HEARTBEAT_INTERVAL_S": "1",
+        "VSA_TRACKER_CAMERA_CONFIG_SYNC_S": "0",
+        "VSA_TRACKER_DATADIR": str(tmp_path / "tracker-data"),
+    }
+    detector = start_service("detector", "detector", env, tmp_path, prefix)
+    tracker = start_service("tracker", "tracker", env, tmp_path, prefix)
+    return detector, tracker
+
+
+def test_a_broker_killed_in_a_three_node_cluster_loses_nothing(
+    cluster: tuple[DevstackSettings, StackInfo], vtest: Path, tmp_path: Path
+) -> None:
+    settings, info = cluster
+    assert info.kafka is not None
+    assert len(info.kafka.nodes) == BROKERS
+    kafka = load_settings(KafkaSettings, None, bootstrap_servers=info.kafka_bootstrap)
+    prefix = f"cluster-{time.monotonic_ns()}."
+    names = TopicNames(prefix=prefix)
+    specs = load_settings(TopicsSettings, None, names=names, partitions=PARTITIONS).specs()
+    ensure_topics(kafka, specs)
+    view = ClusterView(kafka)
+    view.assert_replicated(list(specs))
+    frames_topic = names.name("frames")
+    camera_partition = partition_for_key(CAMERA, PARTITIONS)
+
+    detector, tracker = started_services(info.kafka_bootstrap, prefix, tmp_path)
+    services = (detector, tracker)
+    stream = FrameStream(kafka, names, vtest)
+    try:
+        for svc in services:
+            wait_for(partial(is_ready, svc), 120, f"{svc.name} ready")
+        changelog = f"{prefix}tracker-camera-state-changelog"
+        view.assert_replicated([changelog])
+        stream.start()
+        detections_topic = names.name("detections")
+        wait_for(lambda: view.messages_in(detections_topic) > 0, 60, "first detections")
+        victim = view.partitions(frames_topic)[camera_partition].leader
+        killed_pid = kill_node(settings, victim)
+
+        def moved() -> bool:
+            return view.partitions(frames_topic)[camera_partition].leader not in (-1, victim)
+
+        wait_for(moved, 60, f"a new leader of {frames_topic}-{camera_partition}")
+        assert victim not in view.partitions(frames_topic)[camera_partition].isr
+        for svc in services:
+            assert svc.proc.poll() is None, f"{svc.name} died:\n{svc.log()[-5000:]}"
+
+        again = up(kafka=True, opensearch=False, settings=settings)
+        assert again.started == ("kafka",)
+        assert again.kafka is not None
+        assert killed_pid not in {n.pid for n in again.kafka.nodes}
+        replicated = [*specs, changelog]
+        wait_for(partial(view.rejoined, replicated, victim), 60, f"node {victim} back in ISR")
+
+        stream.join(timeout=120)
+        assert stream.error is None, stream.error
+        assert stream.published == FRAMES
+        frames = frames_in(kafka, frames_topic, FRAMES)
+        wanted = {frame_key(m) for m in frames}
+        detected = keys_in(kafka, detections_topic, detection_key, wanted)
+        tracked = keys_in(kafka, names.name("tracks"), tracks_key, wanted)
+        for svc in services:
+            assert svc.proc.poll() is None, f"{svc.name} died:\n{svc.log()[-5000:]}"
+        stopped = {svc.name: svc.terminate() for svc in services}
+    finally:
+        view.close()
+        for svc in services:
+            if svc.proc.poll() is None:
+                svc.proc.kill()
+                svc.proc.wait(timeout=30)
+    assert len(wanted) == FRAMES
+    assert sorted(wanted - detected) == [], detector.log()[-4000:]
+    assert sorted(wanted - tracked) == [], tracker.log()[-4000:]
+    for name, (code, took) in stopped.items():
+        assert code == 0, (name, code, took)
