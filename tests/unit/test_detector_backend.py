@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 from pydantic import TypeAdapter, ValidationError
@@ -20,6 +22,10 @@ from vsa.services.detector.backends import (
     OnnxRuntimeConfig,
     TorchConfig,
     build_backend,
+)
+from vsa.services.detector.backends.ort_backend import (
+    ProviderNotStartedError,
+    check_active_providers,
 )
 from vsa.services.detector.layout import format_class_names
 from vsa.services.detector.models import yolov3_tiny_onnx
@@ -116,6 +122,44 @@ def test_missing_provider_is_refused(tmp_path: Path) -> None:
     config = OnnxRuntimeConfig(providers=("NoSuchExecutionProvider",))
     with pytest.raises(BackendError, match="lacks providers"):
         OnnxRuntimeBackend(_reshape_model(tmp_path / "m.onnx"), config)
+
+
+def test_a_provider_that_did_not_start_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    check_active_providers(path, ("CPUExecutionProvider",), ("CPUExecutionProvider",))
+    with pytest.raises(
+        ProviderNotStartedError, match=re.escape("could not start ['CUDAExecutionProvider']")
+    ):
+        check_active_providers(
+            path, ("CUDAExecutionProvider", "CPUExecutionProvider"), ("CPUExecutionProvider",)
+        )
+
+
+@pytest.fixture
+def cuda_listed_but_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnxruntime-gpu on a machine where its CUDA provider cannot start: the provider is listed
+    as available, and ONNX Runtime (here the CPU build) runs the session on the CPU instead."""
+    listed = [*ort.get_available_providers(), "CUDAExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: listed)
+
+
+@pytest.mark.usefixtures("cuda_listed_but_absent")
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider'")
+def test_onnxruntime_asked_for_cuda_stops_instead_of_running_on_the_cpu(tmp_path: Path) -> None:
+    config = OnnxRuntimeConfig(providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+    with pytest.raises(ProviderNotStartedError, match="CUDAExecutionProvider"):
+        build_backend(config, _reshape_model(tmp_path / "m.onnx"))
+
+
+@pytest.mark.usefixtures("cuda_listed_but_absent")
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider'")
+def test_auto_goes_on_on_the_cpu_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = build_backend(AutoConfig(intra_op_num_threads=1), _reshape_model(tmp_path / "m.onnx"))
+    assert isinstance(backend, OnnxRuntimeBackend)
+    assert backend.providers == ("CPUExecutionProvider",)
+    assert "cuda_provider_not_started" in caplog.text
 
 
 def _vtest_frames(clip: Path, indices: set[int]) -> list[np.ndarray]:

@@ -3,32 +3,19 @@ and precision@k."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.unit.bench_loader import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_retrieval_quality", ROOT / "benchmarks" / "retrieval_quality.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-rq = _load()
+rq = load_benchmark("retrieval_quality")
 ZONES = frozenset({"entrance", "plaza"})
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from vsa.runtime.logs import event
 
 from .base import BackendError, DetectorBackend
 from .config import (
@@ -13,6 +16,8 @@ from .config import (
     TensorRTConfig,
     TorchConfig,
 )
+
+log = logging.getLogger("vsa.detector")
 
 if TYPE_CHECKING:
     from .ort_backend import OnnxRuntimeBackend
@@ -65,6 +70,21 @@ def ort_config(config: BackendConfig) -> OnnxRuntimeConfig | None:
     return config if isinstance(config, OnnxRuntimeConfig) else None
 
 
+def _ort_backend(model_path: Path, options: OnnxRuntimeConfig, *, auto: bool) -> DetectorBackend:
+    """The ONNX Runtime backend; ``auto`` goes on on the CPU, with a warning, when the CUDA
+    provider is installed but cannot start (no GPU, no CUDA/cuDNN libraries)."""
+    from .ort_backend import OnnxRuntimeBackend, ProviderNotStartedError
+
+    try:
+        return OnnxRuntimeBackend(model_path, options)
+    except ProviderNotStartedError as exc:
+        if not auto:
+            raise
+        event(log, "cuda_provider_not_started", logging.WARNING, reason=str(exc))
+        cpu = options.model_copy(update={"providers": ("CPUExecutionProvider",)})
+        return OnnxRuntimeBackend(model_path, cpu)
+
+
 def build_backend(
     config: BackendConfig, model_path: Path, *, max_batch: int = 8
 ) -> DetectorBackend:
@@ -95,10 +115,8 @@ def build_backend(
 
         backend = TensorRTBackend(model_path, config, max_batch)
     else:
-        from .ort_backend import OnnxRuntimeBackend
-
         options = ort_config(config)
         assert options is not None  # neither torch nor tensorrt: auto or onnxruntime
-        backend = OnnxRuntimeBackend(model_path, options)
+        backend = _ort_backend(model_path, options, auto=isinstance(config, AutoConfig))
     backend.warmup()
     return backend

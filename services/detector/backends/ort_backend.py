@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,41 @@ def _session_options(config: OnnxRuntimeConfig) -> ort.SessionOptions:
     return options
 
 
+#: Providers that need CUDA and cuDNN libraries loaded before their session starts.
+CUDA_PROVIDERS = frozenset({"CUDAExecutionProvider"})
+
+
+class ProviderNotStartedError(BackendError):
+    """A session started without a provider it was asked for (ONNX Runtime fell back)."""
+
+
+def check_active_providers(path: Path, requested: Sequence[str], active: Sequence[str]) -> None:
+    """:class:`ProviderNotStartedError` when a session left out a provider it was asked for.
+
+    ONNX Runtime does not fail when the CUDA provider cannot load its libraries (CUDA, cuDNN): it
+    logs a warning and runs on the CPU, tens of times slower. A detector asked for a GPU must
+    stop at start instead.
+    """
+    dropped = [name for name in requested if name not in active]
+    if dropped:
+        raise ProviderNotStartedError(
+            f"{path}: ONNX Runtime {ort.__version__} could not start {dropped} and would run on "
+            f"{list(active)}; the CUDA provider needs the CUDA 13 and cuDNN 9 libraries "
+            "(the nvidia-* pip packages, e.g. those of torch cu130, or the system's)"
+        )
+
+
+def _preload_cuda_libraries(providers: Sequence[str]) -> None:
+    # onnxruntime-gpu links CUDA and cuDNN by soname without a search path into the nvidia-* pip
+    # packages; preload_dlls() loads them from there (or keeps those torch already loaded).
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None and CUDA_PROVIDERS.intersection(providers):
+        preload()
+
+
 def open_session(path: Path, config: OnnxRuntimeConfig) -> ort.InferenceSession:
-    """An inference session for ``path``; every failure becomes a :class:`BackendError`."""
+    """An inference session for ``path``; every failure becomes a :class:`BackendError`, a
+    provider that was asked for but did not start included."""
     if not path.is_file():
         raise BackendError(f"{path}: model file not found")
     missing = [p for p in config.providers if p not in ort.get_available_providers()]
@@ -33,11 +67,14 @@ def open_session(path: Path, config: OnnxRuntimeConfig) -> ort.InferenceSession:
             f"available: {ort.get_available_providers()}"
         )
     try:
-        return ort.InferenceSession(
+        _preload_cuda_libraries(config.providers)
+        session = ort.InferenceSession(
             str(path), sess_options=_session_options(config), providers=list(config.providers)
         )
     except Exception as exc:  # ORT raises its own pybind exception types
         raise BackendError(f"{path}: ONNX Runtime cannot load the model: {exc}") from exc
+    check_active_providers(path, config.providers, session.get_providers())
+    return session
 
 
 def _dims(node: Any) -> list[int | str | None]:
