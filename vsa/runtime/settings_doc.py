@@ -25,6 +25,7 @@ SETTINGS_CLASSES = (
     ("vsa.services.captioner.config", "CaptionerSettings"),
     ("vsa.services.indexer.settings", "IndexerSettings"),
     ("vsa.services.indexer.settings", "SearchSettings"),
+    ("vsa.services.api.settings", "ApiSettings"),
     ("vsa.services.notifier.config", "NotifierSettings"),
     ("vsa.runtime.topics", "TopicsSettings"),
     ("vsa.runtime.settings", "KafkaSettings"),
