@@ -22,6 +22,7 @@ from typing import Any, Final
 from vsa.demo_cameras import CameraCounter, Tally, detections_tally
 from vsa.runtime.camera_configs import CameraConfigs
 from vsa.runtime.logs import event
+from vsa.runtime.redact import mask_url
 from vsa.runtime.settings import KafkaSettings, TopicNames
 from vsa.runtime.tail import TopicTail
 from vsa.schemas import Alert, CameraConfig, Detections, SchemaError
@@ -84,12 +85,19 @@ def _counts(tally: Tally, frames_counted: bool) -> CameraCounts:
     )
 
 
+def shown_config(config: CameraConfig | None) -> CameraConfig | None:
+    """A camera's config as the API shows it: credentials in its source URL masked."""
+    if config is None or config.source_url is None:
+        return config
+    return config.model_copy(update={"source_url": mask_url(config.source_url)})
+
+
 def camera_statuses(snap: CameraSnapshot, window_s: float) -> list[CameraStatus]:
-    """One status per camera configured or seen, sorted by camera id."""
+    """One status per camera configured or seen, sorted by camera id (source URLs masked)."""
     cameras = sorted({*snap.configs, *snap.totals, *snap.last_alerts})
     statuses = []
     for camera_id in cameras:
-        config = snap.configs.get(camera_id)
+        config = shown_config(snap.configs.get(camera_id))
         ago = snap.seen_ago_s.get(camera_id)
         statuses.append(
             CameraStatus(

@@ -397,7 +397,9 @@ def test_record_tally() -> None:
 
 
 def test_camera_statuses() -> None:
-    config = CameraConfig(camera_id="gate", enabled=False)
+    config = CameraConfig(
+        camera_id="gate", enabled=False, source_url="rtsp://ops:s3cret@10.0.0.5/stream"
+    )
     snap = CameraSnapshot(
         configs={"gate": config},
         window={"dock": Tally(frames=20, detections=20, objects=50, classes={"person": 50})},
@@ -410,7 +412,9 @@ def test_camera_statuses() -> None:
     dock, gate = camera_statuses(snap, window_s=10.0)  # sorted by camera id
     assert (gate.camera_id, gate.enabled, gate.live) == ("gate", False, False)
     assert gate.last_seen_s is None
-    assert gate.config == config
+    assert gate.config is not None
+    assert gate.config.source_url == "rtsp://***@10.0.0.5/stream"  # never the password
+    assert gate.config.model_copy(update={"source_url": config.source_url}) == config
     assert (dock.live, dock.rates.frames, dock.rates.objects) == (True, 2.0, 5.0)
     assert dock.rates.classes == {"person": 5.0}
     assert (dock.counts.frames, dock.counts.alerts) == (100, 1)
