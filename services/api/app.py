@@ -11,6 +11,7 @@ is not valid (the parameter named), 401 without the credentials, 404 for what do
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,6 +38,8 @@ from .settings import AuthSettings
 
 log = logging.getLogger("vsa.api")
 
+#: Where the documentation pages' scripts and styles are served.
+DOCS_ASSETS: Final = "/docs-assets"
 #: How the API's query parameters are named in errors, where the query model names them other.
 PARAM_NAMES: Final = {"q": "q (the search text)"}
 
@@ -104,6 +108,8 @@ def create_app(
         title="vsa",
         version=__version__,
         description=DESCRIPTION,
+        docs_url=None,  # served by offline_docs(), from local files
+        redoc_url=None,
         openapi_tags=[
             {"name": "search", "description": "Keyframes by plain words."},
             {"name": "alerts", "description": "Alert history and the live stream."},
@@ -113,6 +119,7 @@ def create_app(
     )
     app.state.parts, app.state.metrics = parts, metrics
     install_error_handlers(app)
+    offline_docs(app)
     guarded = auth_dependencies(auth or AuthSettings())
     app.include_router(ops_routes(parts, metrics))
     app.include_router(search_routes(parts), dependencies=guarded)
@@ -139,6 +146,35 @@ def document_400_not_422(app: FastAPI) -> None:
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts and styles served from the
+    files of the ``fastapi-offline`` package under ``/docs-assets``, instead of FastAPI's
+    default CDN links: the documentation works on a machine without the internet."""
+    assets = Path(str(importlib.resources.files("fastapi_offline") / "static"))
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title="vsa API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title="vsa API",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def mount_console(app: FastAPI, folder: Path, path: str = "/") -> None:

@@ -308,7 +308,12 @@ def test_openapi_document() -> None:
     k = next(p for p in spec["paths"]["/search"]["get"]["parameters"] if p["name"] == "k")
     assert (k["schema"]["minimum"], k["schema"]["maximum"]) == (1, 100)
     assert "Alert" in spec["components"]["schemas"]  # the topic model, reused
-    assert "swagger" in api.get("/docs").text.lower()
+    for page, script in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = api.get(page).text
+        assert f'src="/docs-assets/{script}"' in html  # served here: works offline
+        assert "cdn." not in html
+        assert "fonts.googleapis" not in html
+        assert api.get(f"/docs-assets/{script}").status_code == 200
 
 
 def test_api_key_and_basic_credentials() -> None:
