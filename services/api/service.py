@@ -21,7 +21,7 @@ from vsa.services.indexer.alert_history import AlertHistory
 from vsa.services.indexer.search import Searcher
 from vsa.services.indexer.settings import SearchSettings
 
-from .app import create_app
+from .app import create_app, mount_console
 from .cameras import CameraWatch
 from .frames import FrameSource
 from .live import AlertFeed
@@ -82,8 +82,9 @@ def make_server(searcher: Searcher, host: str, port: int) -> ApiServer:
     return ApiServer(create_app(parts), host, port)
 
 
-def serve_api(config: Path | None, overrides: dict[str, Any]) -> int:
-    """``vsa search-api``: serve until SIGTERM/SIGINT; 2 when exposing it is refused."""
+def serve_api(config: Path | None, overrides: dict[str, Any], console: Path | None = None) -> int:
+    """``vsa search-api``: serve until SIGTERM/SIGINT; 2 when exposing it is refused. With
+    ``console`` (``vsa console``), that folder's web console is served at ``/`` too."""
     from vsa.services.indexer.embedder import make_embedder
     from vsa.services.indexer.store import make_client
 
@@ -97,7 +98,10 @@ def serve_api(config: Path | None, overrides: dict[str, Any]) -> int:
     searcher = Searcher(client, make_embedder(settings.embedding), settings)
     metrics = ApiMetrics()
     parts = build_parts(searcher, api, metrics)
-    server = ApiServer(create_app(parts, api.auth, metrics), settings.api_host, settings.api_port)
+    app = create_app(parts, api.auth, metrics)
+    if console is not None:
+        mount_console(app, console)
+    server = ApiServer(app, settings.api_host, settings.api_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -106,6 +110,9 @@ def serve_api(config: Path | None, overrides: dict[str, Any]) -> int:
     host, port = settings.api_host, server.server_port
     event(log, "api_listening", host=host, port=port, index=searcher.index, auth=api.auth.mode)
     print(f"listening on http://{host}:{port}/search?q=... (OpenAPI: /docs)", flush=True)
+    if console is not None:
+        address = f"[{host}]" if ":" in host else host
+        print(f"console: http://{address}:{port}/", flush=True)
     while not stop.wait(0.5) and thread.is_alive():
         pass
     server.shutdown()

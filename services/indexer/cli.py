@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--host", help="Address to bind (default api_host, 127.0.0.1).")
     p.add_argument("--port", type=int, help="Port (default api_port, 8088; 0: any).")
-    p.set_defaults(func=search_api_main)
+    p.set_defaults(func=search_api_main, console=None)
 
 
 def add_filter_args(parser: argparse.ArgumentParser) -> None:
@@ -220,4 +220,4 @@ def search_api_main(args: argparse.Namespace) -> int:
         )
     from vsa.services.api.service import serve_api
 
-    return serve_api(args.config, overrides)
+    return serve_api(args.config, overrides, console=args.console)  # vsa console: its files
