@@ -14,6 +14,7 @@ from vsa.helptext import add_action_argument, settings_epilog
 from vsa.runtime.logs import setup_logging
 from vsa.runtime.redact import mask_secrets
 from vsa.runtime.settings import ConfigError, KafkaSettings
+from vsa.topic_flags import DeprecatedSpelling
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -38,7 +39,7 @@ DEVSTACK_ACTIONS = {
 }
 TOPICS_ACTIONS = {
     "create": "create the prefix's missing topics (existing ones are left alone)",
-    "list": "the prefix's topics and their partitions",
+    "list": "what exists of the prefix's topics: partitions, messages, lag per group",
     "delete": "delete the prefix's topics: asks (or --yes); non-empty: --force",
 }
 
@@ -82,13 +83,12 @@ def _topics(args: argparse.Namespace) -> int:
     topics = load_settings(TopicsSettings, None, **overrides)
     kafka = load_settings(KafkaSettings)
     specs = topics.specs()
-    if args.action != "list":
-        from vsa.runtime.topic_admin import unreachable
+    from vsa.runtime.topic_admin import unreachable
 
-        error = unreachable(kafka)
-        if error is not None:
-            print(f"vsa topics {args.action}: {error}", file=sys.stderr)
-            return 1
+    error = unreachable(kafka)
+    if error is not None:
+        print(f"vsa topics {args.action}: {error}", file=sys.stderr)
+        return 1
     if args.action == "create":
         brokers = count_brokers(kafka)
         created = ensure_topics(kafka, specs)
@@ -102,9 +102,24 @@ def _topics(args: argparse.Namespace) -> int:
     elif args.action == "delete":
         return _topics_delete(args, kafka, list(specs))
     else:
-        for name, spec in specs.items():
-            policy = "compact" if spec.compact else f"retention={spec.retention_ms // 60_000} min"
-            print(f"{name:32} partitions={spec.partitions:<4} {policy}")
+        return _topics_list(kafka, list(specs), topics.names.prefix)
+    return 0
+
+
+def _topics_list(kafka: KafkaSettings, planned: list[str], prefix: str) -> int:
+    """What exists of the planned topics (and others of the prefix): partitions, messages,
+    consumer lag per group; missing ones marked, with the command that creates them."""
+    from confluent_kafka import KafkaException
+
+    from vsa.runtime.topic_admin import describe_topics, format_topic_states
+    from vsa.runtime.topic_check import unreachable_message
+
+    try:
+        states = describe_topics(kafka, planned, prefix)
+    except KafkaException:  # it answered a moment ago, then went away
+        print(f"vsa topics list: {unreachable_message(kafka, 10)}", file=sys.stderr)
+        return 1
+    print("\n".join(format_topic_states(states, prefix)))
     return 0
 
 
@@ -148,20 +163,6 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
-class _DeprecatedPrefix(argparse.Action):
-    """``vsa topics --prefix``: still works, with a note that it is now ``--topic-prefix``."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[object] | None,
-        option_string: str | None = None,
-    ) -> None:
-        print("vsa topics: --prefix is deprecated; use --topic-prefix", file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsa", description=__doc__)
     parser.add_argument("--version", action="version", version=f"vsa {__version__}")
@@ -199,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--prefix",
         dest="prefix",
-        action=_DeprecatedPrefix,
+        action=DeprecatedSpelling,
+        use="--topic-prefix",
         help="Deprecated spelling of --topic-prefix.",
     )
     p.add_argument("--partitions", type=int, help="Partitions of keyed topics.")
