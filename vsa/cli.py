@@ -27,6 +27,7 @@ SERVICE_COMMANDS = (
     "vsa.services.tracker.cli",
     "vsa.services.captioner.cli",
     "vsa.services.notifier.cli",
+    "vsa.services.console.cli",
     "vsa.operate.cameras",
     "vsa.operate.alerts",
 )
