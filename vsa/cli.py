@@ -177,6 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=3.0, help="Frames/s per camera into the pipeline.")
     p.add_argument("--duration", type=float, default=90.0, help="Seconds to run (Ctrl-C stops).")
     p.add_argument("--drain", type=float, default=20.0, help="Seconds to let the stages finish.")
+    p.add_argument(
+        "--console-port",
+        type=int,
+        default=8088,
+        help="Port of the web console the demo starts (0: any free port).",
+    )
+    p.add_argument(
+        "--no-console",
+        dest="console",
+        action="store_false",
+        help="Run without the web console (by default it stays up after the run until Ctrl-C).",
+    )
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("devstack", help="Local Kafka + OpenSearch: up, down, status, fetch.")

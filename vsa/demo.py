@@ -7,8 +7,10 @@ time), detector, tracker, captioner and indexer — exactly as they run in produ
 table shows every stage's messages and rate and, under it, one row per camera (frames,
 detections, objects and tracks per second over the last 5 s, alerts, the most frequent
 classes); alerts are printed as they arrive, the end of the run prints each camera's totals, and
-a few plain-language searches show what landed in OpenSearch. Ctrl-C stops every process
-cleanly; running it again continues where the last run stopped (same topics, same groups).
+a few plain-language searches show what landed in OpenSearch. The web console (``vsa console``:
+search, live alerts, cameras) runs next to the pipeline; its address is under the live table, and
+it stays up after the run until Ctrl-C. Ctrl-C stops every process cleanly; running it again
+continues where the last run stopped (same topics, same groups).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from vsa.assets import cache_dir, fetch_vtest
 from vsa.demo_cameras import CameraCounter, Tally, detections_tally, render_live, render_totals
+from vsa.demo_console import DemoConsole
 from vsa.progress import LiveTable, RateMeter
 from vsa.runtime.kafka import Output, Producer, consumer_config, ensure_topics
 from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
@@ -116,6 +119,7 @@ def service_env(kafka: KafkaSettings, opensearch_url: str, state: Path) -> dict[
             "VSA_CAPTIONER_CAPTIONS_PER_MINUTE": "20",
             "VSA_INDEXER_INDEX__PREFIX": INDEX_PREFIX,
             "VSA_SEARCH_INDEX__PREFIX": INDEX_PREFIX,
+            "VSA_API_TOPICS__PREFIX": PREFIX,
             "VSA_INDEXER_MAX_BATCH": "32",
             "VSA_INDEXER_MAX_WAIT_MS": "500",
         }
@@ -266,6 +270,14 @@ def start_services(
     services.start("ingest", ["ingest", *camera_flags, "--no-progress"], env)
 
 
+def start_console(services: Services, env: dict[str, str], port: int) -> DemoConsole:
+    """``vsa console`` on ``port`` (0: any free one) over the demo's topics and index."""
+    log = services.log_dir / "console.log"
+    offset = log.stat().st_size if log.exists() else 0
+    services.start("console", ["console", "--port", str(port)], env)
+    return DemoConsole(log, offset, lambda: services.state("console"))
+
+
 def stage_topics(names: TopicNames) -> list[str]:
     """The topic names of :data:`STAGES`, in order."""
     return [names.name(topic_field) for _, topic_field, _ in STAGES]
@@ -349,6 +361,7 @@ def monitor(
     stop: threading.Event,
     base: Baseline,
     view: CameraView,
+    console: DemoConsole | None = None,
 ) -> None:
     """The live tables, until ``seconds`` passed or Ctrl-C; counts start at ``base``."""
     table = LiveTable(
@@ -367,8 +380,10 @@ def monitor(
         final = stop.is_set() or time.monotonic() - started >= seconds
         totals = topic_totals(end_offsets(consumer, topics))
         rows = stage_rows(services, totals, base, indexed_count(opensearch_url), rates)
-        footer = f"{time.monotonic() - base.started:5.0f} s  logs: {services.log_dir}"
-        table.draw(rows, "\n".join(["", *view.live(), footer]), final=final)
+        footer = [f"{time.monotonic() - base.started:5.0f} s  logs: {services.log_dir}"]
+        if console is not None:
+            footer += console.footer()
+        table.draw(rows, "\n".join(["", *view.live(), *footer]), final=final)
         if not final:
             stop.wait(1.0)
     alerts_stop.set()
@@ -396,6 +411,10 @@ def show_searches(opensearch_url: str) -> None:
             print("  no hits yet")
 
 
+#: The pipeline's processes (the console is not one: it stays up after the run).
+PIPELINE = ("ingest", "detector", "tracker", "captioner", "indexer")
+
+
 def demo_main(args: argparse.Namespace) -> int:
     kafka, opensearch_url, names, cameras, clip = prepare(args)
     state = cache_dir() / "demo"
@@ -407,20 +426,39 @@ def demo_main(args: argparse.Namespace) -> int:
     base = Baseline.take(kafka, names, opensearch_url)
     view = CameraView(cameras)
     view.start(kafka, names, base)
-    start_services(services, service_env(kafka, opensearch_url, state), cameras, clip, args.fps)
+    env = service_env(kafka, opensearch_url, state)
+    console = start_console(services, env, args.console_port) if args.console else None
     try:
-        monitor(services, kafka, names, opensearch_url, args.duration, stop, base, view)
-        print("\nstopping ingest, letting the pipeline drain...")
-        services.stop(["ingest"])
-        if not stop.is_set():
-            monitor(services, kafka, names, opensearch_url, args.drain, stop, base, view)
+        start_services(services, env, cameras, clip, args.fps)
+        try:
+            monitor(
+                services, kafka, names, opensearch_url, args.duration, stop, base, view, console
+            )
+            print("\nstopping ingest, letting the pipeline drain...")
+            services.stop(["ingest"])
+            if not stop.is_set():
+                monitor(
+                    services, kafka, names, opensearch_url, args.drain, stop, base, view, console
+                )
+        finally:
+            services.stop(["detector", "tracker", "captioner", "indexer", "ingest"])
+            view.stop()
+        return report(services, view, opensearch_url, console, stop)
     finally:
-        services.stop(["detector", "tracker", "captioner", "indexer", "ingest"])
-        view.stop()
+        services.stop(["console"])
+
+
+def report(
+    services: Services,
+    view: CameraView,
+    opensearch_url: str,
+    console: DemoConsole | None,
+    stop: threading.Event,
+) -> int:
+    """After the run: each camera's totals, a few searches, the console until Ctrl-C; 1 when a
+    service did not stop cleanly."""
     print("\n" + "\n".join(view.summary()))
-    failed = {
-        n: services.state(n) for n in services.procs if services.state(n) not in ("exited 0",)
-    }
+    failed = {n: services.state(n) for n in PIPELINE if services.state(n) != "exited 0"}
     show_searches(opensearch_url)
     print(
         f"\nservice logs: {services.log_dir}; the local stack keeps running "
@@ -428,4 +466,6 @@ def demo_main(args: argparse.Namespace) -> int:
     )
     if failed:
         print(f"services that did not stop cleanly: {failed}")
+    if console is not None and not stop.is_set():
+        console.keep_up(stop)
     return 1 if failed else 0
