@@ -21,10 +21,17 @@
     live.textContent = text;
   }
 
+  /** A rule's specifics in words: zone_id plaza -> "zone plaza", dwell_s 12.3 -> "dwell 12.3 s". */
   function details(alert) {
     return Object.entries(alert.details || {})
       .filter(([name]) => name !== "episode")
-      .map(([name, value]) => `${name.replaceAll("_", " ")} ${typeof value === "number" ? +value.toFixed(2) : value}`);
+      .map(([name, value]) => {
+        const number = typeof value === "number" ? +value.toFixed(2) : value;
+        const shown = typeof number === "string" ? number.replaceAll("_", " ") : number;
+        if (name.endsWith("_id")) return `${name.slice(0, -3)} ${value}`;
+        if (name.endsWith("_s")) return `${name.slice(0, -2).replaceAll("_", " ")} ${shown} s`;
+        return `${name.replaceAll("_", " ")} ${shown}`;
+      });
   }
 
   function row(alert, fresh) {
