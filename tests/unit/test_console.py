@@ -106,3 +106,13 @@ def test_console_refuses_the_api_key_mode(
     error = capsys.readouterr().err
     assert "VSA_API_AUTH__MODE=basic" in error
     assert "k" * 24 not in error
+
+
+def test_the_guide_shows_every_page_in_small_pictures() -> None:
+    guide = (ROOT / "docs" / "console.md").read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", guide)
+    assert {"console/search.png", "console/alerts.png", "console/cameras.png"} <= set(pictures)
+    for picture in pictures:
+        path = ROOT / "docs" / picture
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture
+        assert path.stat().st_size < 200_000, f"{picture}: keep committed pictures under 200 KB"
