@@ -14,13 +14,15 @@ vtest JPEGs, spread over 8 cameras.
 ``--mode ort`` (the GPU machine, with onnxruntime-gpu): ONNX Runtime's CUDA provider checked
 and timed. (1) Agreement: for the bundled ``yolov3-tiny`` (416×416) and ``yolov8-fall``
 (640×640), the service core with ``backend: {type: onnxruntime}`` on the CPU provider and on
-``providers: [CUDAExecutionProvider, CPUExecutionProvider]``, on the vtest JPEGs and their
-1080p versions: each CPU box matched to the CUDA box of the same class with the highest IoU
-(counted at IoU ≥ 0.98), and the largest difference of the raw network outputs. (2) Speed at
-1080p, batch ``--batch``: whole ``detect()`` calls of the torch core (the baseline of the
-ratios), the ONNX Runtime core on CUDA (CPU decode, CPU letterbox, CUDA network, CPU NMS) and on
-the CPU; the ONNX Runtime CUDA session as the network of the torch core's GPU path (nvJPEG,
-GPU letterbox and NMS; a wrapper in this script, not a service option); and each network alone.
+``providers: [CUDAExecutionProvider, CPUExecutionProvider]`` with ``cuda_tf32`` on and off,
+on the vtest JPEGs and their 1080p versions: each CPU box matched to the CUDA box of the same
+class with the highest IoU (counted at IoU ≥ 0.98), and the largest difference of the raw
+network outputs. (2) Speed at 1080p, batch ``--batch``: whole ``detect()`` calls of the torch
+core (the baseline of the ratios), the ONNX Runtime core on CUDA (CPU decode, CPU letterbox,
+CUDA network, CPU NMS) and on the CPU; the ONNX Runtime CUDA session as the network of the torch
+core's GPU path (nvJPEG, GPU letterbox and NMS; a wrapper in this script, not a service option);
+each network alone; and the boxes of the GPU paths against the CPU-preprocessing cores
+(:func:`preprocessing_check`).
 
     python benchmarks/detector_service_core.py --mode ref --frames DIR --ref ref.json
     python benchmarks/detector_service_core.py --mode gpu --frames DIR --ref ref.json
@@ -191,26 +193,35 @@ def raw_difference(cpu: Any, cuda: Any, jpegs: list[bytes]) -> tuple[float, floa
 def provider_agreement(
     models: Sequence[str], sources: dict[str, list[bytes]]
 ) -> list[dict[str, Any]]:
-    """CPU and CUDA providers on the same frames, for each of ``models`` (bundled names)."""
+    """CPU and CUDA providers (TF32 on and off) on the same frames, for each of ``models``."""
     rows = []
     for model in models:
-        cpu, cuda = service_core(model, ORT_CPU), service_core(model, ORT_CUDA)
-        providers = cuda.backend.providers
-        assert providers[0] == ORT_CUDA["providers"][0], f"{model} runs on {providers}"
-        for source, jpegs in sources.items():
-            inputs = [frame_input(i, j) for i, j in enumerate(jpegs)]
-            found = box_agreement(detect_all(cuda, inputs), detect_all(cpu, inputs), SAME_BOX_IOU)
-            max_abs, rel = raw_difference(cpu.backend, cuda.backend, jpegs)
-            rows.append(
-                {
-                    "model": cuda.model_id,
-                    "frames": f"{len(jpegs)} {source}",
-                    **asdict(found),
-                    "raw_max_abs": max_abs,
-                    "raw_rel_l2": rel,
-                }
-            )
-            print(rows[-1], flush=True)
+        cpu = service_core(model, ORT_CPU)
+        for tf32 in (True, False):
+            cuda = service_core(model, {**ORT_CUDA, "cuda_tf32": tf32})
+            providers = cuda.backend.providers
+            assert providers[0] == ORT_CUDA["providers"][0], f"{model} runs on {providers}"
+            rows += [{"cuda_tf32": tf32, **row} for row in compare_cores(cpu, cuda, sources)]
+    return rows
+
+
+def compare_cores(cpu: Any, cuda: Any, sources: dict[str, list[bytes]]) -> list[dict[str, Any]]:
+    """Boxes and raw outputs of two ONNX Runtime cores on each source's frames."""
+    rows = []
+    for source, jpegs in sources.items():
+        inputs = [frame_input(i, j) for i, j in enumerate(jpegs)]
+        found = box_agreement(detect_all(cuda, inputs), detect_all(cpu, inputs), SAME_BOX_IOU)
+        max_abs, rel = raw_difference(cpu.backend, cuda.backend, jpegs)
+        rows.append(
+            {
+                "model": cuda.model_id,
+                "frames": f"{len(jpegs)} {source}",
+                **asdict(found),
+                "raw_max_abs": max_abs,
+                "raw_rel_l2": rel,
+            }
+        )
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -274,17 +285,37 @@ def stage_shares(core: Any, frames: list[FrameInput]) -> dict[str, float]:
     return shares
 
 
-def ort_speed(jpegs: list[bytes], batch: int, seconds: float) -> dict[str, Any]:
+def preprocessing_check(
+    sources: dict[str, list[bytes]], cores: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Boxes of the GPU paths against the CPU-preprocessing cores: the ORT session inside the
+    GPU path against the ORT CUDA core on 768×576 frames (the same network; the GPU letterbox
+    and the CPU one agree at this size), and the torch core against the ORT CPU core at 1080p
+    (the GPU path resizes 1920×1080 to the network in one bilinear step, the CPU path decodes
+    at 1/2 scale first)."""
+    small = [frame_input(i, j) for i, j in enumerate(sources["768x576"])]
+    large = [frame_input(i, j) for i, j in enumerate(sources["1080p"])]
+    return {
+        "ORT session in GPU path vs ORT CUDA core, 768x576": asdict(
+            box_agreement(detect_all(cores["gpu_path"], small), detect_all(cores["cuda"], small))
+        ),
+        "torch core vs ORT CPU core, 1080p": asdict(
+            box_agreement(detect_all(cores["torch"], large), detect_all(cores["cpu"], large))
+        ),
+    }
+
+
+def ort_speed(sources: dict[str, list[bytes]], batch: int, seconds: float) -> dict[str, Any]:
     """1080p, one batch size: the cores and the networks alone (see the module docstring)."""
     import torch
 
+    jpegs = sources["1080p"]
     frames = [frame_input(i, jpegs[i % len(jpegs)]) for i in range(batch)]
     torch_core = service_core("yolov3-tiny", TORCH_CUDA)
     ort_cuda = service_core("yolov3-tiny", ORT_CUDA)
     ort_cpu = service_core("yolov3-tiny", ORT_CPU)
     gpu_path = ort_gpu_path(ort_cuda.backend.model.path, torch_core)
-    inputs = [frame_input(i, j) for i, j in enumerate(jpegs)]
-    wrapped = box_agreement(detect_all(gpu_path, inputs), detect_all(ort_cuda, inputs))
+    checked = {"torch": torch_core, "cuda": ort_cuda, "cpu": ort_cpu, "gpu_path": gpu_path}
     cores = {
         "torch core (nvJPEG, FP16 CUDA graphs, GPU NMS)": torch_core,
         "ORT CUDA core (CPU decode + letterbox, CUDA network, CPU NMS)": ort_cuda,
@@ -305,20 +336,21 @@ def ort_speed(jpegs: list[bytes], batch: int, seconds: float) -> dict[str, Any]:
     return {
         "rows": rows,
         "ort_cuda_core_stages_ms_per_frame": stage_shares(ort_cuda, frames),
-        "gpu_path_wrapper_vs_ort_cuda_core": asdict(wrapped),
+        "preprocessing_check": preprocessing_check(sources, checked),
     }
 
 
 def print_ort(device: str, agreement_rows: list[dict[str, Any]], speed: dict[str, Any]) -> None:
     print(f"\nONNX Runtime CUDA provider on {device}: boxes against the CPU provider")
     print(
-        f"| model | frames | CPU boxes | matched IoU>={SAME_BOX_IOU} | unpaired | extra "
+        f"| model | TF32 | frames | CPU boxes | matched IoU>={SAME_BOX_IOU} | unpaired | extra "
         "| min IoU | raw max abs diff | raw rel L2 |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in agreement_rows:
         print(
-            f"| {r['model']} | {r['frames']} | {r['total']} | {r['matched']} | {r['unpaired']} "
+            f"| {r['model']} | {'on' if r['cuda_tf32'] else 'off'} | {r['frames']} "
+            f"| {r['total']} | {r['matched']} | {r['unpaired']} "
             f"| {r['extra']} | {r['min_iou']:.4f} | {r['raw_max_abs']:.2e} "
             f"| {r['raw_rel_l2']:.2e} |"
         )
@@ -335,7 +367,8 @@ def print_ort(device: str, agreement_rows: list[dict[str, Any]], speed: dict[str
         )
     stages = speed["ort_cuda_core_stages_ms_per_frame"]
     print("ORT CUDA core, ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
-    print(f"GPU path wrapper vs ORT CUDA core boxes: {speed['gpu_path_wrapper_vs_ort_cuda_core']}")
+    for name, found in speed["preprocessing_check"].items():
+        print(f"{name}: {found}")
 
 
 def ort_mode(args: argparse.Namespace) -> None:
@@ -348,7 +381,7 @@ def ort_mode(args: argparse.Namespace) -> None:
     device = torch.cuda.get_device_name(0)
     models = [m for m in args.models.split(",") if m]
     agreement_rows = provider_agreement(models, sources)
-    speed = ort_speed(sources["1080p"], args.batch, args.seconds) if args.speed else {}
+    speed = ort_speed(sources, args.batch, args.seconds) if args.speed else {}
     print_ort(device, agreement_rows, speed)
     if args.out is not None:
         result = {"device": device, "batch": args.batch, "agreement": agreement_rows, **speed}

@@ -26,6 +26,7 @@ from vsa.services.detector.backends import (
 from vsa.services.detector.backends.ort_backend import (
     ProviderNotStartedError,
     check_active_providers,
+    provider_list,
 )
 from vsa.services.detector.layout import format_class_names
 from vsa.services.detector.models import yolov3_tiny_onnx
@@ -133,6 +134,17 @@ def test_a_provider_that_did_not_start_is_an_error(tmp_path: Path) -> None:
         check_active_providers(
             path, ("CUDAExecutionProvider", "CPUExecutionProvider"), ("CPUExecutionProvider",)
         )
+
+
+def test_cuda_provider_gets_its_tf32_option() -> None:
+    providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    assert provider_list(OnnxRuntimeConfig(providers=providers)) == [
+        ("CUDAExecutionProvider", {"use_tf32": "1"}),
+        "CPUExecutionProvider",
+    ]
+    strict = OnnxRuntimeConfig(providers=providers, cuda_tf32=False)
+    assert provider_list(strict)[0] == ("CUDAExecutionProvider", {"use_tf32": "0"})
+    assert provider_list(OnnxRuntimeConfig()) == ["CPUExecutionProvider"]
 
 
 @pytest.fixture

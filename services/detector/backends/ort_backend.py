@@ -55,6 +55,15 @@ def _preload_cuda_libraries(providers: Sequence[str]) -> None:
         preload()
 
 
+def provider_list(config: OnnxRuntimeConfig) -> list[str | tuple[str, dict[str, str]]]:
+    """``config.providers`` as ONNX Runtime takes them, the CUDA provider with its options."""
+    cuda_options = {"use_tf32": "1" if config.cuda_tf32 else "0"}
+    return [
+        (name, cuda_options) if name == "CUDAExecutionProvider" else name
+        for name in config.providers
+    ]
+
+
 def open_session(path: Path, config: OnnxRuntimeConfig) -> ort.InferenceSession:
     """An inference session for ``path``; every failure becomes a :class:`BackendError`, a
     provider that was asked for but did not start included."""
@@ -69,7 +78,7 @@ def open_session(path: Path, config: OnnxRuntimeConfig) -> ort.InferenceSession:
     try:
         _preload_cuda_libraries(config.providers)
         session = ort.InferenceSession(
-            str(path), sess_options=_session_options(config), providers=list(config.providers)
+            str(path), sess_options=_session_options(config), providers=provider_list(config)
         )
     except Exception as exc:  # ORT raises its own pybind exception types
         raise BackendError(f"{path}: ONNX Runtime cannot load the model: {exc}") from exc
