@@ -8,6 +8,7 @@ detections         Detections          compact UTF-8 JSON
 tracks             Tracks              compact UTF-8 JSON
 alerts             Alert               compact UTF-8 JSON; alert_id from make_alert_id
 keyframes          Keyframe            compact UTF-8 JSON
+counts             Counts              compact UTF-8 JSON; count_id from make_count_id
 captions           Caption             uint32_be(len(JSON)) + JSON + raw JPEG thumbnail
 camera-config      CameraConfig        compact UTF-8 JSON (compacted topic, key camera_id)
 dlq.<service>      DeadLetter          original bytes; error in ``vsa-dlq-*`` headers
@@ -27,6 +28,7 @@ from .alerts import (
     KeyframeReason,
     make_alert_id,
 )
+from .calibration import Calibration
 from .camera_config import (
     CameraConfig,
     CrossingDirection,
@@ -53,14 +55,17 @@ from .common import (
     VsaModel,
     Xyxy,
 )
+from .counts import Counts, make_count_id
 from .detections import Detection, Detections, TrackedObject, Tracks, TrackState
 from .dlq import MAX_ERROR_MESSAGE_CHARS, DeadLetter
 from .frames import FrameMeta
 from .registry import HEADER_TOPICS, TOPIC_MODELS, VALUE_TOPICS, decode
-from .rules import RULE_KINDS, AlertKind, RuleConfig
+from .rules import ALERT_KINDS, COUNT_KINDS, RULE_KINDS, AlertKind, CountKind, RuleConfig
 
 __all__ = [
     "ALERT_ID_HEX_DIGITS",
+    "ALERT_KINDS",
+    "COUNT_KINDS",
     "HEADER_TOPICS",
     "ID_PATTERN",
     "JPEG_MAGIC",
@@ -74,9 +79,12 @@ __all__ = [
     "Alert",
     "AlertKind",
     "AlertSnapshot",
+    "Calibration",
     "CameraConfig",
     "CameraId",
     "Caption",
+    "CountKind",
+    "Counts",
     "CrossingDirection",
     "CrowdingRule",
     "DeadLetter",
@@ -107,6 +115,7 @@ __all__ = [
     "ZoneIntrusionRule",
     "decode",
     "make_alert_id",
+    "make_count_id",
     "polygon_problem",
     "segments_intersect",
 ]

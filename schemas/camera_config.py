@@ -19,6 +19,7 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from typing_extensions import Self
 
+from .calibration import Calibration
 from .codec import JsonMessage
 from .common import (
     DEFAULT_HYSTERESIS_BOX_HEIGHTS,
@@ -229,6 +230,11 @@ class CameraConfig(JsonMessage):
     zones: list[Zone] = Field(default_factory=list, max_length=256)
     lines: list[Line] = Field(default_factory=list, max_length=256)
     rules: list[Rule] = Field(default_factory=list, max_length=1024)
+    calibration: Calibration | None = Field(
+        None,
+        description="Image to ground (a scale or a four-point homography), for speed rules in "
+        "m/s; null: speeds in pixels per second only.",
+    )
     keyframe_interval_s: Seconds = Field(
         0.0,
         description="Seconds between periodic keyframes, 0 = off; new-track and alert keyframes "

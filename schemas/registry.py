@@ -16,6 +16,7 @@ from .camera_config import CameraConfig
 from .captions import Caption
 from .codec import HeaderMessage, JsonMessage
 from .common import MAX_JSON_MESSAGE_BYTES, SchemaError
+from .counts import Counts
 from .detections import Detections, Tracks
 from .dlq import DeadLetter
 from .frames import FrameMeta
@@ -27,6 +28,7 @@ TOPIC_MODELS: Final[dict[str, type[BaseModel]]] = {
     "tracks": Tracks,
     "alerts": Alert,
     "keyframes": Keyframe,
+    "counts": Counts,
     "captions": Caption,
     "camera-config": CameraConfig,
     "dlq": DeadLetter,
@@ -51,6 +53,8 @@ def decode(topic: Literal["tracks"], value: bytes, *, max_bytes: int = ...) -> T
 def decode(topic: Literal["alerts"], value: bytes, *, max_bytes: int = ...) -> Alert: ...
 @overload
 def decode(topic: Literal["keyframes"], value: bytes, *, max_bytes: int = ...) -> Keyframe: ...
+@overload
+def decode(topic: Literal["counts"], value: bytes, *, max_bytes: int = ...) -> Counts: ...
 @overload
 def decode(topic: Literal["captions"], value: bytes, *, max_bytes: int = ...) -> Caption: ...
 @overload

@@ -74,6 +74,7 @@ def rule_kind(name: str) -> RuleKind[Any, Any]:
 if TYPE_CHECKING:
     RuleUnion = RuleConfig
     AlertKind = str
+    CountKind = str
 else:
     #: One rule of any kind, told apart by ``kind``.
     RuleUnion = Annotated[
@@ -82,6 +83,8 @@ else:
     ]
     #: The ``kind`` of an alert: a kind whose rules alert.
     AlertKind = Literal[ALERT_KINDS]
+    #: The ``kind`` of a counts message: a kind whose rules count.
+    CountKind = Literal[COUNT_KINDS]
 
 __all__ = [
     "ALERT_KINDS",
@@ -90,6 +93,7 @@ __all__ = [
     "AlertKind",
     "AlertWords",
     "CompiledRule",
+    "CountKind",
     "CountRecord",
     "Evaluation",
     "Firing",

@@ -175,6 +175,12 @@ class RuleFrame:
             self._classes[classes] = mask
         return mask
 
+    def observed_in(self, classes: frozenset[str] | None, zone: ZoneShape | None) -> Bools:
+        """``(m,)`` tracks matched on this frame, of ``classes``, inside ``zone`` (None:
+        anywhere)."""
+        mask = self.tracks.observed & self.class_ok(classes)
+        return mask if zone is None else mask & self.inside(zone)
+
     def stationary(self) -> Bools:
         """``(m,)`` tracks a stationary rule found still (none without such a rule)."""
         if self.still is None:

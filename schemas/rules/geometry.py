@@ -92,3 +92,25 @@ def crosses_segment(start: F64, end: F64, a: F64, b: F64) -> Bools:
     side_b = move[:, 0] * (b[1] - start[:, 1]) - move[:, 1] * (b[0] - start[:, 0])
     hit: Bools = side_a * side_b <= 0
     return hit
+
+
+def homography(image: F64, ground: F64) -> F64:
+    """The ``(3, 3)`` projective map taking each of four image points ``(4, 2)`` to its ground
+    point ``(4, 2)`` (the direct linear transform with h33 = 1). The points must be in general
+    position (no three on a line), which the camera config checks."""
+    rows = []
+    rhs = []
+    for (x, y), (u, v) in zip(image.tolist(), ground.tolist(), strict=True):
+        rows.append([x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y])
+        rows.append([0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y])
+        rhs += [u, v]
+    h = np.linalg.solve(np.array(rows), np.array(rhs))
+    matrix: F64 = np.append(h, 1.0).reshape(3, 3)
+    return matrix
+
+
+def apply_homography(matrix: F64, points: F64) -> F64:
+    """``(m, 2)`` points mapped by a ``(3, 3)`` homography."""
+    mapped = np.column_stack([points, np.ones(points.shape[0])]) @ matrix.T
+    result: F64 = mapped[:, :2] / mapped[:, 2:3]
+    return result

@@ -4,15 +4,16 @@ hysteresis (line crossing alerts, line counts)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
 from ..common import CrossingDirection
-from .base import CompiledRule, RuleFrame, class_set
+from .base import CompiledRule, RuleConfig, RuleFrame, class_set
 from .geometry import crosses_segment, side_beyond_band
-from .table import PX, PY, SIDE, RuleTable
+from .table import BASE, PX, PY, SIDE, Layout, RuleTable
 
 if TYPE_CHECKING:
     from ..camera_config import CameraConfig
@@ -38,28 +39,39 @@ class LineRule(CompiledRule):
     hysteresis_box_heights: float = 0.0
 
 
+#: A rule's own dead band for its line (line kinds' ``hysteresis_box_heights`` field).
+HysteresisOverride = Field(
+    None,
+    description="Dead band on each side of the line, in heights of the track's box (see the "
+    "line's field); null: the line's own.",
+)
+
+LineRuleT = TypeVar("LineRuleT", bound=LineRule)
+
+
 def compile_line_rule(
-    kind: str,
-    rule_id: str,
+    rule: RuleConfig,
     line_id: str,
-    classes: list[str] | None,
-    cooldown_s: float,
     camera: CameraConfig,
     overrides: tuple[CrossingDirection | None, float | None] = (None, None),
-) -> LineRule:
+    compiled: type[LineRuleT] = LineRule,  # type: ignore[assignment]
+    **extra: Any,
+) -> LineRuleT:
     """A line rule with the line's end points; ``overrides`` (direction, dead band) replace the
-    line's own where not None."""
+    line's own where not None; ``compiled`` is the kind's compiled class and ``extra`` its own
+    fields."""
     line = camera.line(line_id)
     direction, band = overrides
-    return LineRule(
-        rule_id=rule_id,
-        kind=kind,
+    return compiled(
+        rule_id=rule.rule_id,
+        kind=rule.kind,
         target_id=line_id,
-        classes=class_set(classes),
-        cooldown_s=cooldown_s,
+        classes=class_set(rule.classes),
+        cooldown_s=rule.cooldown_s,
         line=np.array([line.a, line.b], np.float64),
         direction=direction or line.direction,
         hysteresis_box_heights=line.hysteresis_box_heights if band is None else band,
+        **extra,
     )
 
 
@@ -77,14 +89,16 @@ class Crossings:
     a_to_b: Bools
 
 
-def crossings(table: RuleTable, rule: LineRule, frame: RuleFrame) -> Crossings | None:
+def crossings(
+    table: RuleTable, rule: LineRule, frame: RuleFrame, layout: Layout = BASE
+) -> Crossings | None:
     """Which observed tracks' anchors moved through the segment from one side to the other.
 
     SIDE and the point (PX, PY) of a row are the last side the track was on beyond the dead
     band and where it was last seen there; points within the band change neither, so a track
     standing on the line does not cross however its box jitters, and one that stops in the band
     and turns back does not cross either. Lost tracks are not looked at. None when no track is
-    observed on the frame.
+    observed on the frame. New rows get the defaults of ``layout`` (the table's columns).
     """
     tracks, context = frame.tracks, frame.context
     rows = tracks.observed.nonzero()[0]
@@ -94,7 +108,7 @@ def crossings(table: RuleTable, rule: LineRule, frame: RuleFrame) -> Crossings |
     here = frame.points[rows]
     band_px = rule.hysteresis_box_heights * (tracks.xyxy[rows, 3] - tracks.xyxy[rows, 1])
     side = side_beyond_band(here, a, b, context.width, context.height, band_px)
-    table, idx = table.with_rows(tracks.track_ids[rows])
+    table, idx = table.with_rows(tracks.track_ids[rows], layout)
     last = table.ints[idx, SIDE]
     start = table.floats[idx, PX : PY + 1]
     flipped = (side != 0) & (last != 0) & (side != last)

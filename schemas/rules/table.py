@@ -112,18 +112,21 @@ class RuleTable:
 
     def restarted(self) -> RuleTable:
         """The table of a camera starting over (see ``TrackerState.restarted``): only the zone
-        rows, their episode count and cooldown kept (alert ids stay unique, a cooldown still
-        runs on capture time), their other columns back to defaults; the rows of the ended
-        tracks dropped. Kind-specific columns of zone rows are reset to 0 (kinds whose zone
-        rows carry more, such as counts, close their period on the next frame)."""
+        rows, with their episode count and cooldown (alert ids stay unique, a cooldown still
+        runs on capture time) and their kind's own columns (an open count period goes on), the
+        rest of the shared columns back to defaults; the rows of the ended tracks dropped."""
         zone = self.track_ids <= ZONE_ROW
-        rows = int(zone.sum())
-        ints = np.zeros((rows, self.ints.shape[1]), np.int64)
+        ints = self.ints[zone].copy()
+        floats = self.floats[zone].copy()
+        ints[:, :N_INT_COLS] = BASE.int_defaults
+        floats[:, :N_FLOAT_COLS] = BASE.float_defaults
         ints[:, EPISODE] = self.ints[zone, EPISODE]
-        floats = np.zeros((rows, self.floats.shape[1]), np.float64)
-        floats[:, : len(BASE.float_defaults)] = BASE.float_defaults
         floats[:, COOLDOWN_UNTIL] = self.floats[zone, COOLDOWN_UNTIL]
         return RuleTable(self.track_ids[zone], ints, floats)
+
+    def contains(self, ids: I64) -> Bools:
+        """Which of ``ids`` have a row."""
+        return _members(self.track_ids, ids)
 
     def with_rows(self, ids: I64, layout: Layout = BASE) -> tuple[RuleTable, npt.NDArray[np.intp]]:
         """A writable copy with a row for each of ``ids`` (ascending, unique; new rows get the

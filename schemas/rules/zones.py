@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from pydantic import Field
 
 from .base import (
     CompiledRule,
@@ -41,29 +42,42 @@ def zone_shape(camera: CameraConfig, zone_id: str) -> ZoneShape:
     return ZoneShape(zone_id, polygon, polygon_edges(polygon))
 
 
+#: The field of kinds that may be limited to a zone (speed, stationary).
+OptionalZoneField = Field(
+    None, description="Only objects inside this zone; null: anywhere in the image."
+)
+
+
+def optional_zone(camera: CameraConfig, zone_id: str | None) -> ZoneShape | None:
+    """The zone's shape, or None for a rule about the whole image."""
+    return None if zone_id is None else zone_shape(camera, zone_id)
+
+
 def zone_classes(camera: CameraConfig, zone_id: str, classes: list[str] | None) -> list[str] | None:
     """A rule's classes: its own, else its zone's (None: every class)."""
     return classes if classes is not None else camera.zone(zone_id).classes
 
 
+ZoneRuleT = TypeVar("ZoneRuleT", bound=ZoneRule)
+
+
 def compile_zone_rule(
-    kind: str,
-    rule_id: str,
+    rule: RuleConfig,
     zone_id: str,
-    classes: list[str] | None,
-    cooldown_s: float,
     camera: CameraConfig,
-    dwell_s: float = 0.0,
-) -> ZoneRule:
-    """A zone rule with its zone's polygon, and its zone's classes when it names none."""
-    return ZoneRule(
-        rule_id=rule_id,
-        kind=kind,
+    compiled: type[ZoneRuleT] = ZoneRule,  # type: ignore[assignment]
+    **extra: Any,
+) -> ZoneRuleT:
+    """A zone rule with its zone's polygon, and its zone's classes when it names none;
+    ``compiled`` is the kind's compiled class and ``extra`` its own fields."""
+    return compiled(
+        rule_id=rule.rule_id,
+        kind=rule.kind,
         target_id=zone_id,
-        classes=class_set(zone_classes(camera, zone_id, classes)),
-        cooldown_s=cooldown_s,
+        classes=class_set(zone_classes(camera, zone_id, rule.classes)),
+        cooldown_s=rule.cooldown_s,
         zone=zone_shape(camera, zone_id),
-        dwell_s=dwell_s,
+        **extra,
     )
 
 
@@ -73,13 +87,12 @@ def evaluate_dwell(table: RuleTable, rule: ZoneRule, frame: RuleFrame) -> Evalua
     Looks at confirmed tracks matched on this frame: a lost track (coasting on its prediction)
     neither enters nor leaves, its row waits unchanged until it is seen again or removed, so a
     short occlusion does not restart a dwell time. Leaving the zone (seen outside) ends the
-    visit. A track that a stationary rule marks still keeps its row as it is (it neither enters
-    nor leaves, so box jitter across the zone's edge cannot start a new visit) and starts no
-    alert until it moves again.
+    visit. A visit spent still (a track a stationary rule marks) counts as alerted: it alerts
+    neither while the object stands nor when it moves off within the zone; once it has left and
+    comes back, it alerts again.
     """
     tracks = frame.tracks
-    moving = tracks.observed if frame.still is None else tracks.observed & ~frame.still
-    rows = moving.nonzero()[0]
+    rows = tracks.observed.nonzero()[0]
     if rows.size == 0:
         return Evaluation(table)
     ts = frame.context.capture_ts
@@ -89,6 +102,8 @@ def evaluate_dwell(table: RuleTable, rule: ZoneRule, frame: RuleFrame) -> Evalua
     entered = np.where(inside, np.where(entered < 0, ts, entered), -1.0)
     table.floats[idx, ENTER_TS] = entered
     table.ints[idx, FIRED] = np.where(inside, table.ints[idx, FIRED], 0)
+    if frame.still is not None:
+        table.ints[idx[inside & frame.still[rows]], FIRED] = 1
     due = (
         inside
         & (table.ints[idx, FIRED] == 0)
@@ -119,8 +134,6 @@ def dwell_kind(
 
     def compile_rule(rule: ConfigT, camera: CameraConfig) -> ZoneRule:
         zone_id, dwell_s = zone_and_dwell(rule)
-        return compile_zone_rule(
-            name, rule.rule_id, zone_id, rule.classes, rule.cooldown_s, camera, dwell_s
-        )
+        return compile_zone_rule(rule, zone_id, camera, dwell_s=dwell_s)
 
     return RuleKind(name, config, compile_rule, evaluate_dwell, phrase)

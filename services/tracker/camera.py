@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vsa.schemas import Alert, Detections, TrackedObject
+from vsa.schemas import Detections, TrackedObject
 
 from .core import (
     DEFAULT_CONFIG,
@@ -33,10 +33,12 @@ from .core import (
 from .core.binary import Reader, Writer
 from .keyframes import keyframe_due
 from .outputs import FrameOutputs, object_docs
-from .rules import CameraRules, FrameContext, RuleState, TrackView, evaluate
+from .rules import CameraRules, FrameContext, RuleOutputs, RuleState, TrackView, run_rules
 
-#: First bytes of an encoded camera state; the last byte is the format version.
-MAGIC = b"VSACAM\x00\x01"
+#: First bytes of an encoded camera state; the last byte is the format version: 2, rule tables
+#: with their column counts (kinds with columns of their own). Version 1 is still read.
+MAGIC = b"VSACAM\x00\x02"
+MAGIC_V1 = b"VSACAM\x00\x01"
 _KEYFRAME = struct.Struct("<?d")  # has a last keyframe, its capture_ts
 _COUNT = struct.Struct("<I")
 _CLASS_ID = struct.Struct("<q")
@@ -80,10 +82,11 @@ class CameraState:
     def from_bytes(cls, data: bytes) -> CameraState:
         """Decode :meth:`to_bytes`; :class:`StateFormatError` for anything else."""
         src = Reader(bytes(data))
-        if src.raw(len(MAGIC)) != MAGIC:
-            raise StateFormatError("not a camera state of format version 1 (bad magic bytes)")
+        magic = src.raw(len(MAGIC))
+        if magic not in (MAGIC, MAGIC_V1):
+            raise StateFormatError("not a camera state of format version 1 or 2 (bad magic bytes)")
         tracker = TrackerState.read(src)
-        rules = RuleState.read(src)
+        rules = RuleState.read(src, version=magic[-1])
         has_keyframe, keyframe_ts = src.unpack(_KEYFRAME)
         (count,) = src.unpack(_COUNT)
         names = {}
@@ -152,7 +155,8 @@ def process(
     names = {**state.class_names, **{box.class_id: box.class_name for box in message.boxes}}
     objects = object_docs(outputs, names)
     class_names = tuple(obj["class_name"] for obj in objects)
-    rule_state, alerts = _apply_rules(state.rules, rules, outputs, class_names, message)
+    ruled = _apply_rules(state.rules, rules, outputs, class_names, message)
+    alerts = ruled.alerts
     keyframe_ts, reason, keyframe_tracks = keyframe_due(
         state.last_keyframe_ts,
         rules.keyframe_interval_s if rules is not None else 0.0,
@@ -161,9 +165,9 @@ def process(
         outputs.new_confirmed_ids.tolist(),
         alerts,
     )
-    new_state = CameraState(tracker, rule_state, keyframe_ts, names)
+    new_state = CameraState(tracker, ruled.state, keyframe_ts, names)
     return new_state, FrameOutputs(
-        message, objects, alerts, reason, keyframe_tracks, restarted_from
+        message, objects, alerts, reason, keyframe_tracks, restarted_from, ruled.counts
     )
 
 
@@ -173,9 +177,9 @@ def _apply_rules(
     outputs: TrackOutputs,
     class_names: tuple[str, ...],
     message: Detections,
-) -> tuple[RuleState, list[Alert]]:
+) -> RuleOutputs:
     if rules is None or not rules.rules:
-        return RuleState(), []
+        return RuleOutputs(RuleState())
     view = TrackView(
         track_ids=outputs.track_ids,
         xyxy=outputs.xyxy,
@@ -193,4 +197,4 @@ def _apply_rules(
         height=message.height,
         frame=message.frame,
     )
-    return evaluate(state, rules, view, frame)
+    return run_rules(state, rules, view, frame)

@@ -3,8 +3,9 @@ Kafka; ``vsa tracker``: run the tracker service (the Faust app, see ``service.py
 
 Input: a file (or ``-`` for stdin) of detections messages, one JSON object per line, exactly as
 on the detections topic. Output on stdout, one JSON object per line: by default
-``{"topic": "tracks"|"alerts"|"keyframes", "key": camera_id, "value": {...}}``; with ``--only
-alerts`` (or tracks, keyframes) just the values of that topic, as the topic would carry them.
+``{"topic": "tracks"|"alerts"|"counts"|"keyframes", "key": camera_id, "value": {...}}``; with
+``--only alerts`` (or tracks, counts, keyframes) just the values of that topic, as the topic would
+carry them.
 A line that is not a valid detections message is reported on stderr with its line number and
 skipped (as the service sends it to its dead-letter topic); the exit status is then 1.
 """
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # the command imports numpy, scipy and the schemas only when 
 
     from .rules import CameraRules
 
-TOPICS = ("tracks", "alerts", "keyframes")
+TOPICS = ("tracks", "alerts", "counts", "keyframes")
 #: ``vsa track --help`` text: the module docstring without its reST markup.
 TRACK_DESCRIPTION = (__doc__ or "").replace("``", "'")
 

@@ -9,6 +9,14 @@
     positive flickers once; frames 80-84 never arrive and the clock jumps (0.9 s between frames
     79 and 85, within the 1 s lost-track buffer); frames 30 and 31 are delivered twice (a
     redelivery).
+``street``
+    A scripted 25 s scene (640×360 at 10 fps, camera ``street``) for the counting, speed and
+    stationary kinds: a car drives into a parking lot and parks; the detector loses it from 12
+    to 14 s, so its track ends and a new one starts on it (a stationary object, not a new
+    arrival: no second lot entry, stationary or loitering alert); another car speeds across the
+    far side of the street (a four-point homography gives its speed in m/s); four people cross a
+    counted walkway line in both directions and one stands in the plaza for a while (line
+    counts and plaza occupancy per 10 s period).
 ``tud-campus``
     The MOTChallenge TUD-Campus ground truth (in the PyPI package motmetrics; 640×480, 25 fps,
     71 frames) with seeded box jitter, missed boxes, false positives and score noise, with a
@@ -64,6 +72,27 @@ rules:
 keyframe_interval_s: 1
 """
 
+_STREET_RULES = """\
+# The scripted street: a parking lot on the right, a plaza on the left, a counted walkway line.
+camera_id: street
+zones:
+  - {zone_id: lot, name: parking lot, polygon: [[0.6, 0.4], [1.0, 0.4], [1.0, 0.95], [0.6, 0.95]]}
+  - {zone_id: plaza, name: plaza, polygon: [[0.1, 0.3], [0.5, 0.3], [0.5, 0.95], [0.1, 0.95]]}
+lines:
+  - {line_id: walk, name: walkway, a: [0.4, 0.3], b: [0.4, 1.0]}
+calibration:  # the street seen in perspective: 20 m wide, 30 m deep
+  image_points: [[0.3, 0.2], [0.7, 0.2], [1.0, 1.0], [0.0, 1.0]]
+  ground_points: [[0, 30], [20, 30], [20, 0], [0, 0]]
+rules:
+  - {kind: stationary, rule_id: parked, classes: [car], still_s: 5}
+  - {kind: zone_intrusion, rule_id: lot-entry, zone_id: lot, classes: [car], min_dwell_s: 1}
+  - {kind: loitering, rule_id: lot-loiter, zone_id: lot, dwell_s: 8, cooldown_s: 5}
+  - {kind: speed, rule_id: too-fast, classes: [car], min_speed: 8, unit: m_s}
+  - {kind: line_count, rule_id: walk-count, line_id: walk, classes: [person], interval_s: 10}
+  - {kind: occupancy, rule_id: plaza-people, zone_id: plaza, classes: [person], interval_s: 10}
+keyframe_interval_s: 5
+"""
+
 START_TS = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
@@ -98,6 +127,41 @@ ACTORS = (
     Actor(0, "person", (38, 96), ((5.0, 400, 280), (8.5, 420, 270))),
     Actor(2, "car", (120, 60), ((1.0, 700, 300), (7.0, -60, 300))),
 )
+
+
+STREET_ACTORS = (
+    Actor(
+        2, "car", (110, 60), ((0.0, 700, 250), (3.0, 520, 250), (25.0, 520, 250)), ((12.0, 14.0),)
+    ),
+    Actor(2, "car", (100, 50), ((5.0, -60, 80), (9.0, 740, 80))),
+    Actor(0, "person", (30, 80), ((1.0, 100, 300), (9.0, 400, 300))),
+    Actor(0, "person", (30, 80), ((4.0, 450, 200), (12.0, 120, 220))),
+    Actor(0, "person", (30, 80), ((13.0, 90, 260), (22.0, 380, 320))),
+    Actor(
+        0,
+        "person",
+        (30, 80),
+        ((15.0, 300, 150), (17.0, 200, 160), (21.0, 200, 160), (24.0, 100, 200)),
+    ),
+)
+
+
+def street_messages() -> list[Detections]:
+    """The scripted street, 25 s at 10 fps."""
+    rng = np.random.default_rng(14)
+    messages = []
+    for seq in range(250):
+        t = seq / 10
+        boxes = []
+        for actor in STREET_ACTORS:
+            centre = actor.centre(t)
+            if centre is None:
+                continue
+            cx, cy = centre[0] + rng.normal(0, 1.5), centre[1] + rng.normal(0, 1.5)
+            score = rng.uniform(0.6, 0.95)
+            boxes.append(_box(cx, cy, *actor.size, actor.class_id, actor.class_name, score))
+        messages.append(_frame_message("street", seq, START_TS + t, (640, 360), boxes))
+    return messages
 
 
 def _frame_message(
@@ -200,6 +264,7 @@ def record_all(directory: Path) -> list[Path]:
     written = []
     for name, messages, rules in (
         ("scene", scene_messages(), _SCENE_RULES),
+        ("street", street_messages(), _STREET_RULES),
         ("tud-campus", tud_campus_messages(), _TUD_RULES),
     ):
         path = directory / f"{name}.detections.jsonl"

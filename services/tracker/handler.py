@@ -1,9 +1,10 @@
 """What the tracker does with a batch of detections records, without Kafka or Faust.
 
 :meth:`TrackerHandler.handle` turns records into a :class:`BatchPlan`: the output messages
-(tracks, alerts, keyframes, in the order the offline replay yields them), the dead letters, and
-the new state of every camera that moved. The runner (``service.py``) then produces the outputs
-and dead letters, waits until Kafka acknowledged all of them, and only then writes the states:
+(tracks, alerts, counts, keyframes, in the order the offline replay yields them), the dead
+letters, and the new state of every camera that moved. The runner (``service.py``) then
+produces the outputs and dead letters, waits until Kafka acknowledged all of them, and only
+then writes the states:
 
 - a crash before the writes redelivers the batch; the table still holds the old states (the old
   ``last_frame_seq``), so the frames are applied again and give the same outputs with the same
@@ -140,6 +141,7 @@ class TrackerHandler:
         self.tracks_topic = topics.name("tracks")
         self.alerts_topic = topics.name("alerts")
         self.keyframes_topic = topics.name("keyframes")
+        self.counts_topic = topics.name("counts")
         self.dlq_topic = topics.dlq(SERVICE)
 
     def handle(self, records: Sequence[Record], load: StateLoader) -> BatchPlan:
@@ -184,7 +186,8 @@ class TrackerHandler:
         plan.outputs.extend(self.encode(camera_id, outputs))
 
     def encode(self, camera_id: str, outputs: FrameOutputs) -> list[Output]:
-        """The Kafka messages of one frame, keyed by camera_id: tracks, alerts, keyframe."""
+        """The Kafka messages of one frame, keyed by camera_id: tracks, alerts, counts,
+        keyframe."""
         key = camera_id.encode("utf-8")
         messages = [Output(self.tracks_topic, key, outputs.tracks_json())]
         for alert in outputs.alerts:
@@ -201,6 +204,8 @@ class TrackerHandler:
             )
             if self.metrics is not None:
                 self.metrics.alerts.labels(self.metrics.service, alert.kind).inc()
+        for counts in outputs.counts:
+            messages.append(Output(self.counts_topic, key, counts.to_bytes()))
         keyframe = outputs.keyframe_json()
         if keyframe is not None:
             messages.append(Output(self.keyframes_topic, key, keyframe))

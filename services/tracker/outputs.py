@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 from pydantic_core import to_json
 
-from vsa.schemas import SCHEMA_VERSION, Alert, Detections, Keyframe, KeyframeReason, Tracks
+from vsa.schemas import (
+    SCHEMA_VERSION,
+    Alert,
+    Counts,
+    Detections,
+    Keyframe,
+    KeyframeReason,
+    Tracks,
+)
 
 from .core import STATUS_NAMES, TrackOutputs
 
@@ -58,7 +66,8 @@ def object_docs(outputs: TrackOutputs, class_names: dict[int, str]) -> list[Obje
 
 @dataclass(frozen=True, eq=False)
 class FrameOutputs:
-    """What one frame produces: its tracks message, its alerts and maybe a keyframe.
+    """What one frame produces: its tracks message, its alerts, the count periods it closed
+    and maybe a keyframe.
 
     Attributes:
         message: the frame's detections message (camera, frame_seq, frame reference, time, size).
@@ -68,6 +77,7 @@ class FrameOutputs:
         keyframe_track_ids: the tracks the keyframe is about.
         restarted_from: when this frame restarted the camera's frame_seq, the last frame_seq
             applied before it (the camera started over); otherwise None.
+        counts: count periods (line counts, occupancy) this frame closed.
     """
 
     message: Detections
@@ -76,6 +86,7 @@ class FrameOutputs:
     keyframe_reason: KeyframeReason | None = None
     keyframe_track_ids: list[int] = field(default_factory=list)
     restarted_from: int | None = None
+    counts: list[Counts] = field(default_factory=list)
 
     def _frame_fields(self) -> dict[str, Any]:
         m = self.message

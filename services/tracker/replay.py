@@ -21,7 +21,7 @@ class ReplayStats:
     applied: int = 0
     skipped: int = 0
     outputs: dict[str, int] = field(
-        default_factory=lambda: {"tracks": 0, "alerts": 0, "keyframes": 0}
+        default_factory=lambda: {"tracks": 0, "alerts": 0, "counts": 0, "keyframes": 0}
     )
     cameras: set[str] = field(default_factory=set)
 
@@ -60,10 +60,11 @@ def replay(
 ) -> Iterator[tuple[str, JsonMessage]]:
     """Track every message in order and yield ``(logical topic, message)`` outputs.
 
-    For each applied frame: its ``tracks`` message, then its ``alerts``, then its ``keyframes``
-    message if any. ``rules`` maps camera_id to compiled rules (cameras not in it are tracked
-    without rules). With ``through_bytes`` every state is encoded and decoded between frames,
-    exactly as the Faust table stores it, so a replay exercises the production path.
+    For each applied frame: its ``tracks`` message, then its ``alerts``, its ``counts`` (count
+    periods the frame closed), then its ``keyframes`` message if any. ``rules`` maps camera_id
+    to compiled rules (cameras not in it are tracked without rules). With ``through_bytes``
+    every state is encoded and decoded between frames, exactly as the Faust table stores it,
+    so a replay exercises the production path.
     """
     states: dict[str, bytes | CameraState] = {}
     stats = stats if stats is not None else ReplayStats()
@@ -82,6 +83,7 @@ def replay(
         stats.applied += 1
         produced: list[tuple[str, JsonMessage]] = [("tracks", outputs.tracks)]
         produced += [("alerts", alert) for alert in outputs.alerts]
+        produced += [("counts", counts) for counts in outputs.counts]
         if outputs.keyframe is not None:
             produced.append(("keyframes", outputs.keyframe))
         for topic, value in produced:

@@ -15,12 +15,17 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from vsa.schemas import (
+    ALERT_KINDS,
+    COUNT_KINDS,
     JPEG_MAGIC,
+    RULE_KINDS,
     TOPIC_MODELS,
     Alert,
     AlertSnapshot,
+    Calibration,
     CameraConfig,
     Caption,
+    Counts,
     CrowdingRule,
     DeadLetter,
     Detection,
@@ -39,7 +44,12 @@ from vsa.schemas import (
     ZoneIntrusionRule,
     decode,
     make_alert_id,
+    make_count_id,
 )
+from vsa.schemas.rules.kinds.line_count import LineCountRule
+from vsa.schemas.rules.kinds.occupancy import OccupancyRule
+from vsa.schemas.rules.kinds.speed import SpeedRule
+from vsa.schemas.rules.kinds.stationary import StationaryRule
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -55,7 +65,7 @@ unit = st.floats(min_value=0, max_value=1)
 dimensions = st.integers(min_value=1, max_value=16384)
 class_ids = st.integers(min_value=0, max_value=2**31 - 1)
 track_ids = st.integers(min_value=1, max_value=2**63 - 1)
-alert_kinds = st.sampled_from(["zone_intrusion", "line_crossing", "loitering", "crowding"])
+alert_kinds = st.sampled_from(sorted(ALERT_KINDS))
 class_filters = st.none() | st.lists(names, min_size=1, max_size=3)
 
 
@@ -232,31 +242,84 @@ def lines(draw: st.DrawFn, line_id: str) -> Line:
     return Line(line_id=line_id, name=draw(st.text(max_size=20)), a=a, b=b, direction=direction)
 
 
-def rules_for(rule_id: str, zone_ids: list[str], line_ids: list[str]) -> st.SearchStrategy[Any]:
+def rule_strategies(
+    rule_id: str, zone_ids: list[str], line_ids: list[str], calibrated: bool = False
+) -> dict[str, st.SearchStrategy[Any]]:
+    """A strategy per rule kind that the zones and lines allow, by kind."""
     common = {"rule_id": st.just(rule_id), "classes": class_filters, "cooldown_s": durations}
-    options: list[st.SearchStrategy[Any]] = []
+    intervals = st.floats(1, 86_400)
+    optional_zone = st.none() | st.sampled_from(zone_ids) if zone_ids else st.none()
+    units = st.sampled_from(["px_s", "m_s"] if calibrated else ["px_s"])
+    options: dict[str, st.SearchStrategy[Any]] = {
+        "speed": st.builds(
+            SpeedRule,
+            min_speed=st.floats(1e-3, 1e6),
+            unit=units,
+            zone_id=optional_zone,
+            min_duration_s=durations,
+            **common,
+        ),
+        "stationary": st.builds(
+            StationaryRule,
+            still_s=st.floats(1e-3, 86_400),
+            zone_id=optional_zone,
+            max_move_box_heights=st.floats(1e-3, 10),
+            forget_s=st.floats(0, 7 * 86_400),
+            alert=st.booleans(),
+            **common,
+        ),
+    }
     if zone_ids:
         zone = st.sampled_from(zone_ids)
-        options += [
-            st.builds(ZoneIntrusionRule, zone_id=zone, min_dwell_s=durations, **common),
-            st.builds(LoiteringRule, zone_id=zone, dwell_s=st.floats(1e-3, 1e5), **common),
-            st.builds(CrowdingRule, zone_id=zone, min_count=st.integers(2, 100_000), **common),
-        ]
-    if line_ids:
-        direction = st.none() | st.sampled_from(["a_to_b", "b_to_a", "both"])
-        options.append(
-            st.builds(
-                LineCrossingRule, line_id=st.sampled_from(line_ids), direction=direction, **common
-            )
+        options["zone_intrusion"] = st.builds(
+            ZoneIntrusionRule, zone_id=zone, min_dwell_s=durations, **common
         )
-    return st.one_of(options) if options else st.nothing()
+        options["loitering"] = st.builds(
+            LoiteringRule, zone_id=zone, dwell_s=st.floats(1e-3, 1e5), **common
+        )
+        options["crowding"] = st.builds(
+            CrowdingRule, zone_id=zone, min_count=st.integers(2, 100_000), **common
+        )
+        options["occupancy"] = st.builds(
+            OccupancyRule, zone_id=zone, interval_s=intervals, **common
+        )
+    if line_ids:
+        line = st.sampled_from(line_ids)
+        direction = st.none() | st.sampled_from(["a_to_b", "b_to_a", "both"])
+        options["line_crossing"] = st.builds(
+            LineCrossingRule, line_id=line, direction=direction, **common
+        )
+        options["line_count"] = st.builds(
+            LineCountRule, line_id=line, interval_s=intervals, **common
+        )
+    return options
+
+
+def rules_for(
+    rule_id: str, zone_ids: list[str], line_ids: list[str], calibrated: bool = False
+) -> st.SearchStrategy[Any]:
+    return st.one_of(list(rule_strategies(rule_id, zone_ids, line_ids, calibrated).values()))
+
+
+@st.composite
+def calibrations(draw: st.DrawFn) -> Calibration:
+    """A scale, or four image and ground points in general position (a jittered quad)."""
+    if draw(st.booleans()):
+        return Calibration(metres_per_pixel=draw(st.floats(1e-4, 1000)))
+    corners = [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9)]
+    jitter = st.floats(-0.05, 0.05)
+    image = [(x + draw(jitter), y + draw(jitter)) for x, y in corners]
+    size = draw(st.floats(1, 500))
+    ground = [(x * size + draw(jitter), y * size + draw(jitter)) for x, y in corners]
+    return Calibration(image_points=image, ground_points=ground)
 
 
 @st.composite
 def camera_configs(draw: st.DrawFn) -> CameraConfig:
     zone_ids = draw(st.lists(ids, max_size=3, unique=True))
     line_ids = draw(st.lists(ids, max_size=3, unique=True))
-    rule_ids = draw(st.lists(ids, max_size=4, unique=True)) if zone_ids or line_ids else []
+    rule_ids = draw(st.lists(ids, max_size=4, unique=True))
+    calibration = draw(st.none() | calibrations())
     return CameraConfig(
         camera_id=draw(ids),
         enabled=draw(st.booleans()),
@@ -264,8 +327,36 @@ def camera_configs(draw: st.DrawFn) -> CameraConfig:
         fps_target=draw(st.none() | st.floats(min_value=0.01, max_value=120)),
         zones=[draw(zones(zone_id)) for zone_id in zone_ids],
         lines=[draw(lines(line_id)) for line_id in line_ids],
-        rules=[draw(rules_for(rule_id, zone_ids, line_ids)) for rule_id in rule_ids],
+        rules=[
+            draw(rules_for(rule_id, zone_ids, line_ids, calibration is not None))
+            for rule_id in rule_ids
+        ],
+        calibration=calibration,
         keyframe_interval_s=draw(durations),
+    )
+
+
+count_values = st.dictionaries(
+    st.text(min_size=1, max_size=20),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1) | finite,
+    max_size=6,
+)
+
+
+@st.composite
+def counts_messages(draw: st.DrawFn) -> Counts:
+    camera_id, rule_id = draw(ids), draw(ids)
+    start = draw(st.floats(min_value=0, max_value=4e9))
+    return Counts(
+        count_id=make_count_id(camera_id, rule_id, start),
+        camera_id=camera_id,
+        rule_id=rule_id,
+        kind=draw(st.sampled_from(COUNT_KINDS)),
+        target_id=draw(ids),
+        period_start_ts=start,
+        period_end_ts=start + draw(st.floats(min_value=1, max_value=86_400)),
+        frame_seq=draw(INT64),
+        values=draw(count_values),
     )
 
 
@@ -287,6 +378,7 @@ VALUE_TOPIC_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "keyframes": keyframe_messages(),
     "captions": caption_messages(),
     "camera-config": camera_configs(),
+    "counts": counts_messages(),
 }
 
 
@@ -339,11 +431,16 @@ SUB_MODEL_STRATEGIES: dict[type[BaseModel], st.SearchStrategy[Any]] = {
     ObjectCount: st.builds(ObjectCount, class_name=names, count=st.integers(1, 10_000)),
     Zone: zones("z-1"),
     Line: lines("l-1"),
-    ZoneIntrusionRule: rules_for("r", ["z"], []).filter(lambda r: r.kind == "zone_intrusion"),
-    LoiteringRule: rules_for("r", ["z"], []).filter(lambda r: r.kind == "loitering"),
-    CrowdingRule: rules_for("r", ["z"], []).filter(lambda r: r.kind == "crowding"),
-    LineCrossingRule: rules_for("r", [], ["l"]),
+    **{
+        RULE_KINDS[kind].config: strategy
+        for kind, strategy in rule_strategies("r", ["z"], ["l"], calibrated=True).items()
+    },
+    Calibration: calibrations(),
 }
+
+
+def test_every_rule_kind_has_a_round_trip_strategy() -> None:
+    assert {kind.config for kind in RULE_KINDS.values()} <= set(SUB_MODEL_STRATEGIES)
 
 
 @pytest.mark.parametrize("model", list(SUB_MODEL_STRATEGIES), ids=lambda m: m.__name__)

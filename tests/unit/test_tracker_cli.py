@@ -88,3 +88,20 @@ def test_tracker_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     path.write_text("min_hits: 0\n")
     assert main(["track", str(SCENE), "--tracker-config", str(path)]) == 2
     assert "min_hits" in capsys.readouterr().err
+
+
+def test_counts_of_the_street_golden_case_replay_offline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    street = golden.GOLDEN_DIR / "street.detections.jsonl"
+    rules = golden.GOLDEN_DIR / "street.rules.yaml"
+    assert main(["track", str(street), "--rules", str(rules), "--only", "counts"]) == 0
+    out, err = capsys.readouterr()
+    counts = [json.loads(line) for line in out.splitlines()]
+    assert [(c["rule_id"], c["values"].get("total")) for c in counts] == [
+        ("walk-count", 2),
+        ("plaza-people", None),
+        ("walk-count", 2),
+        ("plaza-people", None),
+    ]
+    assert "3 alerts, 4 counts" in err

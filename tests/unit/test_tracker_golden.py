@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from vsa.services.tracker import golden
+from vsa.services.tracker import golden, golden_inputs
 from vsa.services.tracker.replay import ReplayStats, replay
 from vsa.services.tracker.rules import compile_rules, load_camera_configs
 
@@ -16,7 +16,7 @@ UPDATE_HINT = "if intended: python -m vsa.services.tracker.golden --update, then
 
 
 def test_golden_cases_exist() -> None:
-    assert golden.case_names() == ["scene", "tud-campus"]
+    assert golden.case_names() == ["scene", "street", "tud-campus"]
 
 
 @pytest.mark.parametrize("name", golden.case_names())
@@ -41,6 +41,44 @@ def test_scene_exercises_every_rule_and_the_redelivery() -> None:
     list(replay(messages, {"lab": compile_rules(config, None)}, stats=stats))
     assert stats.skipped == 2
     assert stats.applied == len(messages) - 2
+
+
+def test_street_exercises_every_kind_of_the_scene_s_complement() -> None:
+    """Counting, speed and stationary kinds: a golden file for each, and the parked car the
+    detector loses for 2 s alerts once (entry, stationary), not again on its new track."""
+    outputs = golden.read_expected("street")
+    config = load_camera_configs(golden.GOLDEN_DIR / "street.rules.yaml")[0]
+    alerts = [o["value"] for o in outputs if o["topic"] == "alerts"]
+    counts = [o["value"] for o in outputs if o["topic"] == "counts"]
+    assert {r.kind for r in config.rules} == {
+        "stationary",
+        "zone_intrusion",
+        "loitering",
+        "speed",
+        "line_count",
+        "occupancy",
+    }
+    assert [(a["rule_id"], a["track_ids"]) for a in alerts] == [
+        ("lot-entry", [1]),
+        ("too-fast", [4]),
+        ("parked", [1]),
+    ]
+    assert alerts[1]["details"]["unit"] == "m/s"
+    parked_tracks = {
+        t["track_id"]
+        for o in outputs
+        if o["topic"] == "tracks"
+        for t in o["value"]["tracks"]
+        if t["class_name"] == "car" and t["xyxy"][0] > 400 and o["value"]["frame_seq"] > 150
+    }
+    assert parked_tracks  # the car's new track after the gap...
+    assert 1 not in parked_tracks  # ...is not its first one
+    assert {(c["kind"], c["period_start_ts"] - golden_inputs.START_TS) for c in counts} == {
+        ("line_count", 0.0),
+        ("occupancy", 0.0),
+        ("line_count", 10.0),
+        ("occupancy", 10.0),
+    }
 
 
 def test_replay_without_the_state_codec_gives_the_same_output() -> None:

@@ -284,6 +284,7 @@ class TopicNames(BaseModel):
     tracks: str = "tracks"
     alerts: str = "alerts"
     keyframes: str = "keyframes"
+    counts: str = "counts"
     captions: str = "captions"
     camera_config: str = "camera-config"
     dlq_prefix: str = "dlq."

@@ -56,7 +56,9 @@ class TopicsSettings(VsaSettings):
     results_retention_ms: int = Field(
         DAY_MS, ge=60_000, description="detections, tracks, keyframes."
     )
-    events_retention_ms: int = Field(7 * DAY_MS, ge=60_000, description="alerts, captions, dlq.*.")
+    events_retention_ms: int = Field(
+        7 * DAY_MS, ge=60_000, description="alerts, counts, captions, dlq.*."
+    )
     dlq_partitions: int = Field(1, ge=1, le=1000, description="Partitions of each dlq.<service>.")
 
     def specs(self) -> dict[str, TopicSpec]:
@@ -80,6 +82,7 @@ class TopicsSettings(VsaSettings):
             n.name("tracks"): spec(self.results_retention_ms),
             n.name("keyframes"): spec(self.results_retention_ms),
             n.name("alerts"): spec(self.events_retention_ms),
+            n.name("counts"): spec(self.events_retention_ms),
             n.name("captions"): spec(self.events_retention_ms),
             n.name("camera_config"): spec(0, compact=True),
         }

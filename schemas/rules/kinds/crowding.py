@@ -34,10 +34,7 @@ class CrowdRule(ZoneRule):
 
 
 def compile_rule(rule: CrowdingRule, camera: CameraConfig) -> CrowdRule:
-    zone = compile_zone_rule(
-        rule.kind, rule.rule_id, rule.zone_id, rule.classes, rule.cooldown_s, camera
-    )
-    return CrowdRule(**{**zone.__dict__, "min_count": rule.min_count})
+    return compile_zone_rule(rule, rule.zone_id, camera, CrowdRule, min_count=rule.min_count)
 
 
 def evaluate(table: RuleTable, rule: CrowdRule, frame: RuleFrame) -> Evaluation:

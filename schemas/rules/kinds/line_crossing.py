@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ...common import BoxHeights, CrossingDirection, Identifier
 from ..base import AlertWords, Evaluation, RuleConfig, RuleFrame, RuleKind, fire
-from ..lines import LineRule, compile_line_rule, crossings
+from ..lines import HysteresisOverride, LineRule, compile_line_rule, crossings
 from ..table import COOLDOWN_UNTIL, RuleTable
 
 if TYPE_CHECKING:
@@ -24,22 +24,12 @@ class LineCrossingRule(RuleConfig):
     direction: CrossingDirection | None = Field(
         None, description="Crossings that alert; null: the line's own direction."
     )
-    hysteresis_box_heights: BoxHeights | None = Field(
-        None,
-        description="Dead band on each side of the line, in heights of the track's box (see the "
-        "line's field); null: the line's own.",
-    )
+    hysteresis_box_heights: BoxHeights | None = HysteresisOverride
 
 
 def compile_rule(rule: LineCrossingRule, camera: CameraConfig) -> LineRule:
     return compile_line_rule(
-        rule.kind,
-        rule.rule_id,
-        rule.line_id,
-        rule.classes,
-        rule.cooldown_s,
-        camera,
-        overrides=(rule.direction, rule.hysteresis_box_heights),
+        rule, rule.line_id, camera, (rule.direction, rule.hysteresis_box_heights)
     )
 
 

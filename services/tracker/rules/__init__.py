@@ -15,7 +15,7 @@ from .compile import (
     compile_rules,
     load_camera_configs,
 )
-from .engine import evaluate
+from .engine import RuleOutputs, evaluate, run_rules
 from .state import RuleState, RuleTable
 
 __all__ = [
@@ -24,10 +24,12 @@ __all__ = [
     "CompiledRule",
     "FrameContext",
     "RuleConfigError",
+    "RuleOutputs",
     "RuleState",
     "RuleTable",
     "TrackView",
     "compile_rules",
     "evaluate",
     "load_camera_configs",
+    "run_rules",
 ]

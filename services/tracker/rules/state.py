@@ -25,7 +25,7 @@ from vsa.schemas.rules.table import (
     ZONE_ROW,
     RuleTable,
 )
-from vsa.services.tracker.core.binary import F8, I8, Reader, Writer
+from vsa.services.tracker.core.binary import F8, I8, Reader, StateFormatError, Writer
 
 __all__ = [
     "COOLDOWN_UNTIL",
@@ -47,19 +47,28 @@ __all__ = [
 _U32 = struct.Struct("<I")
 
 
+_WIDTHS = struct.Struct("<HH")  # int and float columns of a table (format version 2)
+
+
 def write_table(out: Writer, table: RuleTable) -> None:
-    """Append a table: row count, then its ids, ints and floats as raw little-endian arrays."""
+    """Append a table: row count, its column counts, then its ids, ints and floats as raw
+    little-endian arrays."""
     out.pack(_U32, len(table))
+    out.pack(_WIDTHS, table.ints.shape[1], table.floats.shape[1])
     out.array(table.track_ids, I8)
     out.array(table.ints, I8)
     out.array(table.floats, F8)
 
 
-def read_table(src: Reader) -> RuleTable:
-    """Read a table written by :func:`write_table` (the shared columns only)."""
+def read_table(src: Reader, version: int = 2) -> RuleTable:
+    """Read a table written by :func:`write_table`; ``version`` 1 tables (before kinds had
+    columns of their own) have the shared columns only and no column counts."""
     (rows,) = src.unpack(_U32)
+    n_int, n_float = src.unpack(_WIDTHS) if version >= 2 else (N_INT_COLS, N_FLOAT_COLS)
+    if n_int < N_INT_COLS or n_float < N_FLOAT_COLS:
+        raise StateFormatError(f"rule table with {n_int}/{n_float} columns, fewer than shared")
     track_ids = src.array_i8(rows, 1).reshape(rows)
-    return RuleTable(track_ids, src.array_i8(rows, N_INT_COLS), src.array_f8(rows, N_FLOAT_COLS))
+    return RuleTable(track_ids, src.array_i8(rows, n_int), src.array_f8(rows, n_float))
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,10 +92,11 @@ class RuleState:
             write_table(out, table)
 
     @classmethod
-    def read(cls, src: Reader) -> RuleState:
+    def read(cls, src: Reader, version: int = 2) -> RuleState:
+        """Read what :meth:`write` wrote (``version``: of the camera state, see read_table)."""
         (count,) = src.unpack(_U32)
         tables = {}
         for _ in range(count):
             rule_id = src.text()
-            tables[rule_id] = read_table(src)
+            tables[rule_id] = read_table(src, version)
         return cls(tables)
