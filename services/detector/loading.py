@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import simplejpeg
 
+from vsa.runtime.int8_cpu import CpuInt8, saturation_risk
 from vsa.runtime.logs import event
 from vsa.runtime.settings import ConfigError
 from vsa.schemas import FrameMeta, FrameRef
@@ -24,7 +25,6 @@ from .backends.config import TensorRTConfig, TorchConfig
 from .config import BUNDLED_MODELS, DetectorSettings
 from .core import DetectorCore, FrameDetector, FrameInput
 from .darknet import DarknetError
-from .int8_cpu import CpuInt8, saturation_risk
 from .jpeg import FrameError
 from .models import (
     DEFAULT_INPUT_SIZE,
@@ -62,7 +62,8 @@ def faithful_model(
     settings: DetectorSettings, path: Path, model_id: str, cpu: CpuInt8 | None = None
 ) -> tuple[Path, str]:
     """``(path, model_id)``, or the FP32 model's when the bundled INT8 model would lose boxes on
-    this CPU (see :mod:`.int8_cpu`); a user's INT8 file that would is loaded with a warning.
+    this CPU (see :mod:`vsa.runtime.int8_cpu`); a user's INT8 file that would is loaded with a
+    warning.
 
     Only ONNX Runtime on the CPU is concerned (other backends run their own kernels).
     """

@@ -11,9 +11,10 @@ pairs of uint8 x int8 products into a saturating 16-bit integer (VPMADDUBSW): wi
 a pair can reach 2 x 255 x 127 = 64,770 and is clipped to 32,767, and the model loses boxes
 (seen: 74 % of the FP32 boxes found instead of 98 %). With 7-bit weights a pair stays within
 2 x 255 x 64 = 32,640, so the integer results are exact, and the same on every CPU: the
-outputs were bit-identical on a VNNI CPU and on an emulated AVX2-only EPYC. :mod:`.int8_cpu`
-checks other INT8 models at load. The price is one bit of weight precision (measured on the
-held-out frames: 96 % of the FP32 boxes instead of 98 % with 8 bits on a VNNI CPU).
+outputs were bit-identical on a VNNI CPU and on an emulated AVX2-only EPYC.
+:mod:`vsa.runtime.int8_cpu` checks other INT8 models at load. The price is one bit of weight
+precision (measured on the held-out frames: 96 % of the FP32 boxes instead of 98 % with 8 bits
+on a VNNI CPU).
 
 The YOLO decoding inside the graph (sigmoid, exp, grid offsets, anchors) stays float32: its
 outputs mix box coordinates (0..416 pixels) and probabilities (0..1), and one uint8 scale for

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_filter_args(p)
     p.add_argument("--json", action="store_true", help="JSON output, thumbnails in base64.")
     p.add_argument(
+        "--timing",
+        action="store_true",
+        help="Print on stderr how long each step took and the time from the process's start "
+        "to the first result (always logged as search_answered).",
+    )
+    p.add_argument(
         "--no-collapse",
         dest="collapse",
         action="store_false",
@@ -151,8 +157,12 @@ def make_searcher(config: Path | None, **overrides: Any) -> Any:
 
 
 def search_main(args: argparse.Namespace) -> int:
-    """``vsa search``: print the hits as a table (or JSON); 2 for an invalid query."""
+    """``vsa search``: print the hits as a table (or JSON); 2 for an invalid query. The index
+    is checked before the embedder is loaded; ``--timing`` prints the steps' times."""
+    from .oneshot import SearchTiming, search_once
     from .search import QueryError, SearchQuery, SearchUnavailableError, parse_time
+
+    timing = SearchTiming()
 
     try:
         query = SearchQuery.parse(
@@ -170,7 +180,7 @@ def search_main(args: argparse.Namespace) -> int:
         print(f"vsa search: invalid query: {exc}", file=sys.stderr)
         return 2
     try:
-        hits = make_searcher(args.config).search(query)
+        hits = search_once(query, args.config, timing)
     except SearchUnavailableError as exc:
         print(f"vsa search: {exc}", file=sys.stderr)
         return 1
@@ -179,6 +189,8 @@ def search_main(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=2))
     else:
         print(format_hits(hits))
+    if args.timing:
+        print(timing.line(), file=sys.stderr)
     return 0
 
 

@@ -93,11 +93,15 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 
 def resolve_precision(settings: EmbeddingSettings) -> str:
-    """The precision ``auto`` stands for on this machine (others are returned as they are)."""
+    """The precision ``auto`` stands for on this machine (others are returned as they are):
+    fp16 on CUDA; on a CPU the settings' ``AUTO_ON_CPU`` (int8 for search's queries), else
+    bf16 where the CPU computes it natively, else fp32."""
     if settings.precision != "auto":
         return settings.precision
     if settings.device.startswith("cuda"):
         return "fp16"
+    if settings.device == "cpu" and settings.AUTO_ON_CPU is not None:
+        return settings.AUTO_ON_CPU
     if settings.device == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"

@@ -11,6 +11,17 @@ per batch, so a text's vector also moves a little with its batch mates (cosine >
 the same caption embedded alone and in a batch): replays rewrite documents with nearly, not
 exactly, the same vector.
 
+The weights use 7 bits (``reduce_range``, values in [-64, 64]) for the reason the detector's do
+(:mod:`vsa.runtime.int8_cpu`): on x86 CPUs without VNNI ONNX Runtime adds pairs of uint8 x int8
+products into a saturating 16-bit integer, which 8-bit weights overflow. Measured on the same 12
+texts, native (VNNI) against QEMU's AVX2-only EPYC: 8-bit weights moved vectors by up to cosine
+0.010 between the two CPUs, 7-bit weights by 0.0004 (what differs there is float rounding in
+the layers that stay float). Against fp32 the 7-bit model keeps cosine ~0.99, as 8 bits did.
+
+Loading needs no torch or transformers (10+ s of imports on a small machine): the tokenizer is
+the model's ``tokenizer.json`` run by the ``tokenizers`` library, and the ONNX file is loaded by
+ONNX Runtime, so ``vsa search`` answers in about a second (BENCHMARKS.md, "vsa search").
+
 Build it ahead of time (images with a read-only root) with ``vsa indexer --prepare-model``;
 otherwise the first start builds it (~10-20 s) and later starts load it.
 """
@@ -42,8 +53,11 @@ from .settings import EmbeddingSettings
 log = logging.getLogger("vsa.indexer.embedder")
 
 # Changing how the file is made (export, opset, quantisation options) must change this.
-RECIPE: Final = "int8-dynamic-per-channel-opset17-v1"
+RECIPE: Final = "int8-dynamic-per-channel-7bit-opset17-v2"
 INT8_FILE: Final = "model-int8.onnx"
+#: Remembers each weights file's key by its size and modification time (hashing ~90 MB of
+#: weights costs ~0.3-0.5 s at every start otherwise).
+KEYS_FILE: Final = "keys.json"
 _HASHED: Final = ("config.json", "modules.json", "1_Pooling/config.json")
 _WEIGHTS: Final = ("model.safetensors", "pytorch_model.bin")
 
@@ -63,13 +77,45 @@ def model_key(path: Path) -> str:
     return digest.hexdigest()[:20]
 
 
+def _weights_stamp(path: Path) -> str:
+    """The weights file's absolute path, size and modification time, as one string."""
+    weights = next((path / n for n in _WEIGHTS if (path / n).is_file()), path / _WEIGHTS[0])
+    stat = weights.stat()
+    return f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{RECIPE}"
+
+
+def remembered_key(path: Path, folder: Path) -> str:
+    """:func:`model_key`, read from ``folder/keys.json`` when the weights file has the size and
+    modification time it had when hashed; otherwise hashed and written there (best effort: a
+    read-only cache only costs the hash)."""
+    memo_file = folder / KEYS_FILE
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    stamp = _weights_stamp(path)
+    if isinstance(memo, dict) and isinstance(memo.get(stamp), str):
+        return str(memo[stamp])
+    key = model_key(path)
+    memo = {**(memo if isinstance(memo, dict) else {}), stamp: key}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as out:
+            json.dump(memo, out)
+        os.replace(out.name, memo_file)
+    except OSError as exc:
+        log.debug("embedding key not remembered in %s: %s", folder, exc)
+    return key
+
+
 def int8_model_path(path: Path, cache_root: Path | None = None) -> Path:
     """Where the int8 ONNX of the model at ``path`` is cached (it may not exist yet)."""
     if cache_root is None:
         from vsa.assets import cache_dir
 
         cache_root = cache_dir()
-    return cache_root / "models" / "embedding" / model_key(path) / INT8_FILE
+    folder = cache_root / "models" / "embedding"
+    return folder / remembered_key(path, folder) / INT8_FILE
 
 
 def check_pooling(path: Path) -> None:
@@ -129,9 +175,9 @@ def _build(path: Path, target: Path) -> None:
     event(log, "embedding_int8_building", model=str(path), into=str(target.parent))
     with tempfile.TemporaryDirectory(prefix="export-", dir=target.parent) as tmp:
         fp32 = Path(tmp) / "model-fp32.onnx"
-        _export(path, fp32)
+        export_onnx(path, fp32)
         partial = Path(tmp) / INT8_FILE
-        _quantize(fp32, partial)
+        quantize_int8(fp32, partial)
         os.replace(partial, target)
     event(
         log,
@@ -142,7 +188,8 @@ def _build(path: Path, target: Path) -> None:
     )
 
 
-def _export(path: Path, out: Path) -> None:
+def export_onnx(path: Path, out: Path) -> None:
+    """The model with mean pooling and normalisation as one fp32 ONNX graph (batch, tokens)."""
     _offline()
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -185,21 +232,77 @@ def _export(path: Path, out: Path) -> None:
         )
 
 
-def _quantize(fp32: Path, out: Path) -> None:
+def quantize_int8(fp32: Path, out: Path, reduce_range: bool = True) -> None:
+    """int8 weights per output channel: 7 bits (``reduce_range``, the recipe), or 8 (tests)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser warns on the root logger about pre-processing
     try:
-        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            str(fp32),
+            str(out),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=reduce_range,
+        )
     finally:
         root.setLevel(level)
 
 
+#: ONNX input name -> the field of a ``tokenizers`` encoding that feeds it.
+ENCODING_FIELDS: Final = {
+    "input_ids": "ids",
+    "attention_mask": "attention_mask",
+    "token_type_ids": "type_ids",
+}
+
+
+def max_seq_length(path: Path) -> int:
+    """Tokens a text is truncated to: the model's ``max_seq_length`` (256 when not given)."""
+    config = path / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text()).get("max_seq_length", 256))
+    return 256
+
+
+def load_tokenizer(path: Path, max_length: int) -> Any:
+    """The model's fast tokenizer from its ``tokenizer.json``, truncating at ``max_length``
+    tokens and padding each batch to its longest text, as sentence-transformers does."""
+    from tokenizers import Tokenizer
+
+    file = path / "tokenizer.json"
+    if not file.is_file():
+        raise ConfigError(
+            f"embedding.precision int8 needs the model's fast tokenizer {file}; save the "
+            "tokenizer with transformers (save_pretrained) into the model folder"
+        )
+    tokenizer = Tokenizer.from_file(str(file))
+    padding = tokenizer.padding or {}
+    pad_token = str(padding.get("pad_token") or _special_token(path, "pad_token") or "[PAD]")
+    pad_id = tokenizer.token_to_id(pad_token)
+    if pad_id is None:
+        raise ConfigError(f"{file}: the padding token {pad_token!r} is not in its vocabulary")
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(
+        pad_id=pad_id, pad_token=pad_token, pad_type_id=int(padding.get("pad_type_id", 0))
+    )
+    return tokenizer
+
+
+def _special_token(path: Path, name: str) -> str | None:
+    file = path / "special_tokens_map.json"
+    if not file.is_file():
+        return None
+    value = json.loads(file.read_text()).get(name)
+    return str(value["content"] if isinstance(value, dict) else value) if value else None
+
+
 class OnnxEmbedder:
     """The int8 ONNX model on ONNX Runtime's CPU provider; batches sorted by length so a batch
-    pads little. Safe to call from several threads."""
+    pads little. Safe to call from several threads. Loads without torch or transformers once
+    the int8 file is in the cache."""
 
     precision = "int8"
 
@@ -209,15 +312,9 @@ class OnnxEmbedder:
         started = time.perf_counter()
         path = model_path(settings)
         onnx_path = ensure_int8_model(path, cache_root)
-        _offline()
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
-        self._tokenizer: Any = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        config = path / "sentence_bert_config.json"
-        self._max_length = 256
-        if config.is_file():
-            self._max_length = int(json.loads(config.read_text()).get("max_seq_length", 256))
+        self._tokenizer: Any = load_tokenizer(path, max_seq_length(path))
         options = ort.SessionOptions()
         if settings.threads is not None:
             options.intra_op_num_threads = settings.threads
@@ -229,6 +326,9 @@ class OnnxEmbedder:
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )
         self._inputs = [i.name for i in self._session.get_inputs()]
+        unknown = [name for name in self._inputs if name not in ENCODING_FIELDS]
+        if unknown:
+            raise ConfigError(f"{onnx_path}: inputs {unknown} are not tokenizer outputs")
         self._batch_size = settings.batch_size
         self.dims = int(self._session.get_outputs()[0].shape[1])
         ready(self, onnx_path, "cpu", started)
@@ -242,13 +342,10 @@ class OnnxEmbedder:
         out = np.empty((len(texts), self.dims), dtype=np.float32)
         for start in range(0, len(order), self._batch_size):
             rows = order[start : start + self._batch_size]
-            tokens = self._tokenizer(
-                [texts[i] for i in rows],
-                padding=True,
-                truncation=True,
-                max_length=self._max_length,
-                return_tensors="np",
-            )
-            feeds = {name: np.asarray(tokens[name], dtype=np.int64) for name in self._inputs}
+            encodings = self._tokenizer.encode_batch([texts[i] for i in rows])
+            feeds = {
+                name: np.array([getattr(e, ENCODING_FIELDS[name]) for e in encodings], np.int64)
+                for name in self._inputs
+            }
             out[rows] = self._session.run(None, feeds)[0]
         return out

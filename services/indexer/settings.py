@@ -8,7 +8,7 @@ queries exactly what the indexer wrote. Connection settings for OpenSearch come 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -83,10 +83,17 @@ class HnswSettings(BaseModel):
     )
 
 
+Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
+
+
 class EmbeddingSettings(BaseModel):
     """The sentence-transformers model that turns captions and queries into vectors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: What ``precision: auto`` means on a CPU: None, bf16 where the CPU computes it natively,
+    #: else fp32 (the indexer); "int8" for search's queries (:class:`QueryEmbeddingSettings`).
+    AUTO_ON_CPU: ClassVar[Precision | None] = None
 
     model_path: Path | None = Field(
         None,
@@ -109,13 +116,13 @@ class EmbeddingSettings(BaseModel):
         le=256,
         description="CPU threads (torch, or ONNX Runtime for int8); None: one per core.",
     )
-    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+    precision: Precision = Field(
         "auto",
         description="Numeric precision. auto: fp16 on CUDA; on CPU bf16 where the CPU computes "
         "it natively (AVX512-BF16 or AMX), else fp32. bf16: vectors within cosine 0.9999 of fp32, "
-        "~1.7x faster on such CPUs. int8: ONNX Runtime with dynamically quantised weights "
-        "(CPU only; built once from the model into the cache), ~2.8x faster than fp32, vectors "
-        "within cosine ~0.99 of fp32. Use the same precision for the indexer and for search.",
+        "~1.7x faster on such CPUs. int8: ONNX Runtime with dynamically quantised 7-bit weights "
+        "(CPU only, any x86 CPU with or without VNNI; built once from the model into the cache), "
+        "~2.8x faster than fp32, vectors within cosine ~0.99 of fp32.",
     )
 
     @model_validator(mode="after")
@@ -126,6 +133,29 @@ class EmbeddingSettings(BaseModel):
         if self.precision == "fp16" and on_cpu:
             raise ValueError("embedding.precision fp16 needs a GPU; on a CPU use bf16 or int8")
         return self
+
+
+class QueryEmbeddingSettings(EmbeddingSettings):
+    """Search's query embedding: the indexer's model, with ``auto`` meaning int8 on a CPU and
+    one thread, because a query is one short text in a process that should answer at once."""
+
+    AUTO_ON_CPU: ClassVar[Precision | None] = "int8"
+
+    threads: int | None = Field(
+        1,
+        ge=1,
+        le=256,
+        description="CPU threads; one by default: a single short text gains ~3 ms from a second "
+        "thread but stalls for ~0.5 s when another process holds the core.",
+    )
+    precision: Precision = Field(
+        "auto",
+        description="Numeric precision of the query vector. auto: int8 on a CPU (ONNX Runtime; "
+        "loads in well under a second where torch needs 10+ s of imports; 7-bit weights, so "
+        "faithful on CPUs with or without VNNI; query vectors within cosine ~0.99 of fp32 and "
+        "ranking documents embedded in fp32 as fp32 queries do, see BENCHMARKS.md), fp16 on "
+        "CUDA. Documents embedded in any precision are searched with any other.",
+    )
 
 
 class RetrySettings(BaseModel):
@@ -223,11 +253,7 @@ class SearchSettings(VsaSettings):
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
     index: IndexNames = Field(default_factory=IndexNames)
     hnsw: HnswSettings = Field(default_factory=HnswSettings)
-    embedding: EmbeddingSettings = Field(
-        default_factory=lambda: EmbeddingSettings(threads=1),
-        description="Query embedding; one torch thread by default: a single short text gains "
-        "~3 ms from a second thread but stalls for ~0.5 s when another process holds the core.",
-    )
+    embedding: QueryEmbeddingSettings = Field(default_factory=QueryEmbeddingSettings)
     request_timeout_s: float = Field(10.0, gt=0, le=300, description="Per-query timeout, seconds.")
     rrf_rank_constant: int = Field(
         60,

@@ -10,13 +10,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from vsa.services.detector.config import DetectorSettings
-from vsa.services.detector.int8_cpu import (
+from vsa.runtime.int8_cpu import (
     CpuInt8,
     int8_weight_peak,
     read_cpu_flags,
     saturation_risk,
 )
+from vsa.services.detector.config import DetectorSettings
 from vsa.services.detector.loading import faithful_model
 
 AVX2 = frozenset({"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"})

@@ -13,10 +13,10 @@ import numpy as np
 import onnx
 import pytest
 
+from vsa.runtime.int8_cpu import SAFE_WEIGHT_PEAK, CpuInt8, int8_weight_peak
+from vsa.runtime.int8_cpu import saturation_risk as risk
 from vsa.services.detector.agreement import Agreement, compare
 from vsa.services.detector.backends import OnnxRuntimeConfig, build_backend
-from vsa.services.detector.int8_cpu import SAFE_WEIGHT_PEAK, CpuInt8, int8_weight_peak
-from vsa.services.detector.int8_cpu import saturation_risk as risk
 from vsa.services.detector.layout import META_NAMES, ModelInfo
 from vsa.services.detector.models import yolov3_tiny_onnx
 from vsa.services.detector.pipeline import detect_batch

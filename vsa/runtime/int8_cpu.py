@@ -1,14 +1,17 @@
 """Whether an INT8 model runs faithfully on this CPU under ONNX Runtime.
 
-ONNX Runtime's x86 integer convolutions multiply uint8 activations by int8 weights. With VNNI
-(AVX512-VNNI, AVX-VNNI, AMX) the products are summed in 32 bits. Without it (AVX2, or AVX-512
-without VNNI) they go through VPMADDUBSW, which adds two neighbouring products into a saturating
-16-bit integer: 255 x 127 x 2 = 64,770 is clipped to 32,767. A model whose int8 weights stay
-within [-64, 64] (7 bits, what vsa's quantiser writes) never reaches the clip; one with full
-8-bit weights does, and silently loses boxes (74 % of the FP32 boxes found on such a CPU).
+ONNX Runtime's x86 integer convolutions and matrix products multiply uint8 activations by int8
+weights. With VNNI (AVX512-VNNI, AVX-VNNI, AMX) the products are summed in 32 bits. Without it
+(AVX2, or AVX-512 without VNNI) they go through VPMADDUBSW, which adds two neighbouring products
+into a saturating 16-bit integer: 255 x 127 x 2 = 64,770 is clipped to 32,767. A model whose
+int8 weights stay within [-64, 64] (7 bits, what vsa's quantisers write: the detector's static
+QDQ model and the indexer's dynamically quantised embedding model) never reaches the clip; one
+with full 8-bit weights does, and silently degrades: the detector lost boxes (74 % of the FP32
+boxes found on such a CPU), the embedding model's vectors moved by up to cosine 0.01.
 
 :func:`saturation_risk` says, for a model file and this machine, whether that can happen; the
-detector falls back to the FP32 model (or warns, for a user's file) instead of losing boxes.
+detector falls back to the FP32 model (or warns, for a user's file) and the embedder to fp32
+instead of degrading.
 """
 
 from __future__ import annotations
@@ -63,19 +66,32 @@ def this_cpu() -> CpuInt8:
     return CpuInt8(platform.machine(), read_cpu_flags())
 
 
-def int8_weight_peak(model: onnx.ModelProto) -> int | None:
-    """Largest |value| of the int8 weights the model dequantizes; None if it has none.
+#: Integer operators (ONNX's and ONNX Runtime's com.microsoft ones) and the input holding their
+#: weights: static operator-oriented models (QLinear*) and dynamically quantised ones.
+WEIGHT_INPUT = {
+    "QLinearConv": 3,
+    "QLinearMatMul": 3,
+    "MatMulInteger": 1,
+    "ConvInteger": 1,
+    "DynamicQuantizeMatMul": 1,
+    "MatMulIntegerToFloat": 1,
+}
 
-    Weights are int8 initializers read by ``DequantizeLinear`` (QDQ models) or by
-    ``QLinearConv``/``QLinearMatMul`` as their weight input (operator-oriented models).
+
+def int8_weight_peak(model: onnx.ModelProto) -> int | None:
+    """Largest |value| of the int8 weights the model multiplies with; None if it has none.
+
+    Weights are int8 initializers read by ``DequantizeLinear`` (QDQ models) or as the weight
+    input of an integer operator (:data:`WEIGHT_INPUT`: operator-oriented and dynamically
+    quantised models).
     """
     initializers = {t.name: t for t in model.graph.initializer}
     names: set[str] = set()
     for node in model.graph.node:
         if node.op_type == "DequantizeLinear" and node.input:
             names.add(node.input[0])
-        elif node.op_type in ("QLinearConv", "QLinearMatMul") and len(node.input) > 3:
-            names.add(node.input[3])
+        elif node.op_type in WEIGHT_INPUT and len(node.input) > WEIGHT_INPUT[node.op_type]:
+            names.add(node.input[WEIGHT_INPUT[node.op_type]])
     peak: int | None = None
     for name in names:
         tensor = initializers.get(name)
@@ -101,6 +117,6 @@ def saturation_risk(path: Path, cpu: CpuInt8 | None = None) -> str | None:
         return None
     return (
         f"its int8 weights reach {peak} (8-bit) and this {cpu.machine} CPU has no VNNI "
-        f"({', '.join(sorted(VNNI_FLAGS))}): ONNX Runtime's 16-bit sums saturate and boxes are "
-        f"lost; quantize with 7-bit weights (reduce_range) to run it here"
+        f"({', '.join(sorted(VNNI_FLAGS))}): ONNX Runtime's 16-bit sums saturate and results "
+        f"degrade; quantize with 7-bit weights (reduce_range) to run it here"
     )
