@@ -70,7 +70,9 @@ from vsa.runtime.kafka import Producer
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics, serve_http
 from vsa.runtime.replication import Replication, replication_for
+from vsa.runtime.service import StopFlag
 from vsa.runtime.settings import MAX_MESSAGE_BYTES, ConfigError, KafkaSettings
+from vsa.runtime.topic_check import TopicWait, admin_client
 
 from .config import SERVICE, TrackerSettings
 from .handler import BatchPlan, Record, StateWrite, TrackerHandler
@@ -122,6 +124,25 @@ class InputLayout(NamedTuple):
     replication: Replication  # of the changelog topic Faust creates
 
 
+def needed_topics(settings: TrackerSettings) -> list[str]:
+    """The topics the tracker reads and writes, detections first."""
+    names = settings.topics
+    wanted = [names.name(t) for t in ("detections", "tracks", "alerts", "counts", "keyframes")]
+    return [*wanted, names.dlq(SERVICE)]
+
+
+def wait_for_topics(settings: TrackerSettings, health: Health) -> bool:
+    """Wait until every topic the tracker uses exists: not ready meanwhile, with one
+    ``topics_missing`` line naming them and the command that creates them. False when SIGTERM
+    or SIGINT came first (Faust's worker installs its own handlers later)."""
+    stop = StopFlag()
+    stop.install()
+    client = admin_client(settings.kafka)
+    return TopicWait(needed_topics(settings), settings.topics.prefix, health).wait(
+        client, stop.is_set
+    )
+
+
 def check_topics(settings: TrackerSettings) -> InputLayout:
     """The detections topic's partition count and the changelog's replication (from the
     cluster's size unless set); ConfigError if a topic the service uses is missing.
@@ -129,9 +150,7 @@ def check_topics(settings: TrackerSettings) -> InputLayout:
     Auto topic creation is off: topics come from ``vsa topics create`` (Faust creates only its
     changelog topic, with the detections topic's partition count).
     """
-    names = settings.topics
-    wanted = [names.name(t) for t in ("detections", "tracks", "alerts", "counts", "keyframes")]
-    wanted.append(names.dlq(SERVICE))
+    wanted = needed_topics(settings)
     admin = AdminClient(settings.kafka.client_config())
     metadata = admin.list_topics(timeout=15)
     missing = [name for name in wanted if name not in metadata.topics]
@@ -214,13 +233,15 @@ class TrackerService:
         settings: TrackerSettings,
         partitions: int,
         rulebook: RuleBook | None = None,
+        metrics: ServiceMetrics | None = None,
+        health: Health | None = None,
         replication: Replication | None = None,
     ) -> None:
         """``replication``: of the changelog topic; None takes a single broker's (unit tests)."""
         self.settings = settings
-        self.metrics = ServiceMetrics(SERVICE)
+        self.metrics = metrics or ServiceMetrics(SERVICE)
         self.tracker_metrics = TrackerMetrics(self.metrics)
-        self.health = Health()
+        self.health = health or Health()
         self.rulebook = rulebook or make_rulebook(settings, self.tracker_metrics)
         self.handler = TrackerHandler(
             settings.topics, self.rulebook.rules_for, settings.tracking, self.tracker_metrics
@@ -586,12 +607,17 @@ def quiet_framework(level: str) -> None:
 def run_tracker(settings: TrackerSettings) -> int:
     """Run the service until SIGTERM/SIGINT; the process exit code."""
     quiet_framework(settings.framework_log_level)
+    metrics, health = ServiceMetrics(SERVICE), Health()
+    server = serve_http(metrics, health, settings.metrics_host, settings.metrics_port)
+    if not wait_for_topics(settings, health):
+        server.shutdown()
+        event(log, "tracker_stopped", batches=0)
+        return 0
     partitions, replication = check_topics(settings)
-    service = TrackerService(settings, partitions, replication=replication)
-    follower = follow_camera_config(settings, service.rulebook)
-    server = serve_http(
-        service.metrics, service.health, settings.metrics_host, settings.metrics_port
+    service = TrackerService(
+        settings, partitions, replication=replication, metrics=metrics, health=health
     )
+    follower = follow_camera_config(settings, service.rulebook)
     event(
         log,
         "tracker_starting",
