@@ -17,6 +17,7 @@ ports, own data folders under tmp_path, stopped by pid at the end), never the se
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from vsa.devstack import DevstackSettings, StackInfo, down, up
@@ -64,12 +65,15 @@ class PartitionState:
 
 
 def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(100):
-        base = free_port()
-        if base + count <= 65535 and not any(port_in_use(base + k) for k in range(count)):
+    """The first of ``count`` consecutive free loopback ports, below the kernel's ephemeral range:
+    a port from that range (what binding port 0 gives) may be taken by any outgoing connection
+    on the machine in the seconds before the broker binds it."""
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        base = random.randrange(max(1024, ephemeral_low - 3000), ephemeral_low - count)
+        if not any(port_in_use(base + k) for k in range(count)):
             return base
-    raise AssertionError(f"no {count} consecutive free ports found")
+    raise AssertionError(f"no {count} consecutive free ports below {ephemeral_low}")
 
 
 @pytest.fixture
@@ -78,8 +82,8 @@ def cluster(
 ) -> Iterator[tuple[DevstackSettings, StackInfo]]:
     """A three-node cluster of this test only; every node is stopped by its pid file at the end."""
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)  # never an external cluster
-    base = free_port_block(2 * BROKERS)
-    opensearch_port, transport_port = free_port(), free_port()
+    base = free_port_block(2 * BROKERS + 2)
+    opensearch_port, transport_port = base + 2 * BROKERS, base + 2 * BROKERS + 1  # never bound
     settings = load_settings(
         DevstackSettings,
         None,
@@ -116,10 +120,13 @@ class ClusterView:
             for p in meta.partitions.values()
         }
 
-    def leader(self, topic: str, partition: int) -> int:
-        """The partition's leader now; -1 while it has none (or the topic is not answered)."""
-        state = self.partitions(topic).get(partition)
-        return state.leader if state is not None else -1
+    def partitions_now(self, topic: str) -> dict[int, PartitionState]:
+        """:meth:`partitions`, or nothing when the metadata request fails: while a broker is
+        killed, a request the client had sent to it times out (the test waits on, not fails)."""
+        try:
+            return self.partitions(topic)
+        except KafkaException:
+            return {}
 
     def min_insync(self, topics: list[str]) -> dict[str, str]:
         resources = [ConfigResource("TOPIC", name) for name in topics]
@@ -145,10 +152,11 @@ class ClusterView:
 
     def rejoined(self, topics: list[str], node_id: int) -> bool:
         """Whether ``node_id`` is back in the ISR of every partition it is a replica of."""
-        return all(
+        states = [self.partitions_now(topic) for topic in topics]
+        return all(states) and all(
             node_id in state.isr
-            for topic in topics
-            for state in self.partitions(topic).values()
+            for by_partition in states
+            for state in by_partition.values()
             if node_id in state.replicas
         )
 
@@ -323,17 +331,22 @@ def test_a_broker_killed_in_a_three_node_cluster_loses_nothing(
         stream.start()
         detections_topic = names.name("detections")
         wait_for(lambda: view.messages_in(detections_topic) > 0, 60, "first detections")
-        victim = view.leader(frames_topic, camera_partition)
+        victim = view.partitions(frames_topic)[camera_partition].leader
         assert victim > 0, victim
         killed_pid = kill_node(settings, victim)
         killed_at = time.monotonic()
 
+        after: list[PartitionState] = []
+
         def moved() -> bool:
-            return view.leader(frames_topic, camera_partition) not in (-1, victim)
+            state = view.partitions_now(frames_topic).get(camera_partition)
+            if state is not None and state.leader not in (-1, victim):
+                after.append(state)
+            return bool(after)
 
         wait_for(moved, 60, f"a new leader of {frames_topic}-{camera_partition}")
         moved_s = time.monotonic() - killed_at
-        assert victim not in view.partitions(frames_topic)[camera_partition].isr
+        assert victim not in after[0].isr, after[0]
         for svc in services:
             svc.assert_running()
 
