@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from vsa.runtime.kafka import Output, Producer
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics
+from vsa.runtime.producer_health import ProducerHealth
 from vsa.runtime.service import StopFlag
 from vsa.runtime.topic_check import TopicWait, admin_client
 from vsa.schemas import FrameMeta
@@ -29,6 +30,8 @@ from vsa.services.ingest.resume import last_frame_seqs
 log = logging.getLogger("vsa.ingest")
 
 SERVICE = "ingest"
+#: After SIGTERM, the longest wait for Kafka to acknowledge the frames published, seconds.
+STOP_FLUSH_S = 10.0
 
 
 @dataclass
@@ -69,7 +72,18 @@ class IngestService:
         self.encoders = ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="jpeg"
         )
-        self.producer = Producer(settings.kafka, SERVICE, **{"compression.type": "none"})
+        self.kafka_health = ProducerHealth(self.health)
+        # message.timeout.ms 0: a frame is never given up in a broker outage; back-pressure
+        # (live cameras drop their oldest frame, files wait) bounds what waits meanwhile.
+        self.producer = Producer(
+            settings.kafka,
+            SERVICE,
+            **{
+                "compression.type": "none",
+                "message.timeout.ms": 0,
+                "error_cb": self.kafka_health.on_error,
+            },
+        )
         self.workers: list[CameraWorker] = []
         self._kinds = {c.camera_id: c.kind for c in settings.cameras}
         self.published: Counter[str] = Counter()
@@ -166,6 +180,7 @@ class IngestService:
                 elif self._all_done():
                     break
                 self.producer.poll(0)
+                self.kafka_health.check(self.producer.pending())
                 if self.follower is not None:
                     self.follower.tick()
                 if on_tick is not None and time.monotonic() - last_tick >= 0.5:
@@ -227,6 +242,7 @@ class IngestService:
     def _on_delivery(self, err: object, msg: object) -> None:
         if err is None:
             self.totals.acked += 1
+            self.kafka_health.acked()
             return
         self.totals.delivery_errors += 1
         self.metrics.count_error("delivery")
@@ -240,7 +256,9 @@ class IngestService:
         for worker in workers:
             worker.join(timeout=10)
         self.encoders.shutdown(wait=True, cancel_futures=True)
-        remaining = self.producer.raw.flush(60)
+        # SIGTERM in an outage: wait STOP_FLUSH_S at most (the grace period is short); at the
+        # end of the sources, as long as a minute.
+        remaining = self.producer.wait_acked(STOP_FLUSH_S if self.stop.is_set() else 60.0)
         if remaining:
             event(log, "unacknowledged_frames", logging.ERROR, count=remaining)
         if self.follower is not None:

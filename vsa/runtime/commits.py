@@ -131,6 +131,46 @@ class OffsetCommitter:
             partitions=_names(partitions),
         )
 
+    def confirm_ownership(self, first: dict[PartitionKey, int]) -> str:
+        """Ask the group coordinator whether this member still owns the partitions of a batch
+        (after the process was frozen: :mod:`vsa.runtime.freeze`).
+
+        The question is a synchronous commit of the offsets the batch starts at: everything
+        before them was handled and acknowledged, and they are at or past what was committed,
+        so nothing moves back. The coordinator takes it only from a member of the group's
+        current generation, and while this thread holds the batch the client cannot join a
+        new generation (its rebalance waits for ``consume()``), so a taken commit means no
+        other member owns these partitions. Returns ``"owned"``; ``"lost"`` when the commit was
+        refused as a former member's (or none of the partitions is assigned any more), and
+        ``"unknown"`` when the coordinator could not be asked (unreachable: retry later). Blocks
+        for one round trip, at most about the session timeout while the coordinator is away.
+        """
+        parts = [TopicPartition(t, p, o) for (t, p), o in first.items() if (t, p) in self.owned]
+        if not parts:
+            return "lost"
+        if self.consumer is None:
+            return "unknown"
+        try:
+            answered = self.consumer.commit(offsets=parts, asynchronous=False)
+            errors = [p.error for p in answered or [] if p.error is not None]
+        except KafkaException as exc:
+            errors = [exc.args[0]]
+        if not errors:
+            return "owned"
+        action = commit_action(errors[0])
+        verdict = "lost" if action == "abandon" else "unknown"
+        event(
+            log,
+            "ownership_check_failed",
+            logging.WARNING,
+            service=self.service,
+            error=errors[0].name(),
+            detail=errors[0].str(),
+            verdict=verdict,
+            partitions=_names(parts),
+        )
+        return verdict
+
     def assigned(self, partitions: Iterable[TopicPartition]) -> None:
         self.owned.update((p.topic, p.partition) for p in partitions)
 

@@ -23,6 +23,7 @@ from confluent_kafka import Producer as _Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from vsa.runtime.logs import event
+from vsa.runtime.repeats import client_logger
 from vsa.runtime.replication import Replication, replication_for
 from vsa.runtime.settings import MAX_MESSAGE_BYTES, ConfigError, KafkaSettings, TopicSpec
 
@@ -109,6 +110,7 @@ def producer_config(kafka: KafkaSettings, client_id: str, **overrides: Any) -> d
             "linger.ms": 5,
             "queue.buffering.max.kbytes": 256 * 1024,
             "queue.buffering.max.messages": 100_000,
+            "logger": client_logger(),  # repeated connection errors: one line per 30 s
         }
     )
     conf.update(overrides)
@@ -133,6 +135,7 @@ def consumer_config(
             "receive.message.max.bytes": fetch_max + 1024 * 1024,
             "queued.max.messages.kbytes": 128 * 1024,
             "statistics.interval.ms": 5000,
+            "logger": client_logger(),
         }
     )
     conf.update(overrides)

@@ -78,6 +78,15 @@ class ServiceMetrics:
             ["service", "error"],
             registry=r,
         )
+        self.stale_batches = Counter(
+            "vsa_stale_batches",
+            "Batches handled but not written after the process had been frozen (SIGSTOP, a "
+            "paused VM) past a third of its group session timeout: outcome lost (the group had "
+            "given the partitions away) or unknown (the coordinator could not be asked; handled "
+            "again later).",
+            ["service", "outcome"],
+            registry=r,
+        )
         self.frames_dropped = Counter(
             "vsa_frames_dropped",
             "Frames dropped on purpose (sampling or back-pressure).",
@@ -174,11 +183,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n", "text/plain")
 
     def _send(self, code: int, body: bytes, ctype: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The prober gave up first (the process was frozen or very busy): no traceback.
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # scrapes every few seconds would flood the service log

@@ -25,6 +25,10 @@ Kafka faults (broker restarts, outages, coordinator moves) are ridden through, n
 - a topic the service reads or writes that does not exist yet is waited for before the consumer
   joins its group (not ready, one ``topics_missing`` line naming the topics and the command that
   creates them, :mod:`vsa.runtime.topic_check`); the service starts once they exist;
+- after the process was frozen (SIGSTOP, a paused VM) past a third of the session timeout, a
+  batch is written only once the group coordinator took a synchronous commit of its first
+  offsets from this member (:mod:`vsa.runtime.freeze`): a zombie whose partitions moved to
+  another member drops the batch (``stale_batch_dropped``) instead of writing its outputs;
 - SIGTERM during an outage waits at most ``stop_flush_s`` for acknowledgements and commits, then
   leaves without committing what was not acknowledged (the next owner redoes it) and exits 0.
 """
@@ -43,7 +47,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from vsa.runtime.acks import AckWait
 from vsa.runtime.commits import OffsetCommitter
+from vsa.runtime.freeze import FreezeWatch, freeze_threshold_s
 from vsa.runtime.kafka import DeliveryError, Headers, Output, Producer, consumer_config
 from vsa.runtime.kafka import delivery_retriable as _retriable
 from vsa.runtime.logs import event
@@ -136,6 +142,8 @@ ACK_POLL_S = 0.5
 #: First delay before a batch whose outputs failed is handled again; doubles up to the max.
 RETRY_BACKOFF_S = 0.5
 RETRY_BACKOFF_MAX_S = 10.0
+#: librdkafka's default group session timeout (session.timeout.ms), milliseconds.
+SESSION_TIMEOUT_MS = 45_000
 #: Seconds between two log lines of the same librdkafka error (it repeats every reconnect).
 KAFKA_ERROR_LOG_EVERY_S = 30.0
 
@@ -163,17 +171,18 @@ class BatchLoop:
         overrides.setdefault("error_cb", self._on_kafka_error)
         self.producer = Producer(kafka, config.service, **overrides)
         self.committer = OffsetCommitter(config.service, self.metrics, self.health)
-        self.consumer = Consumer(
-            consumer_config(
-                kafka,
-                config.service,
-                config.group_id,
-                stats_cb=self._on_stats,
-                error_cb=self._on_kafka_error,
-                on_commit=self.committer.on_commit,
-            )
+        conf = consumer_config(
+            kafka,
+            config.service,
+            config.group_id,
+            stats_cb=self._on_stats,
+            error_cb=self._on_kafka_error,
+            on_commit=self.committer.on_commit,
         )
+        self.consumer = Consumer(conf)
         self.committer.consumer = self.consumer
+        session_s = float(conf.get("session.timeout.ms", SESSION_TIMEOUT_MS)) / 1000
+        self.freezes = FreezeWatch(freeze_threshold_s(session_s))
         self.batches = 0
         self._retries = 0
         self._errors_logged: dict[int, float] = {}
@@ -229,6 +238,8 @@ class BatchLoop:
             event(log, "batch_deferred", logging.WARNING, error=str(transient)[:300])
             self._retry_batch(msgs, "handler_transient")
             return
+        if self.freezes.suspect() and not self._still_owned(msgs):
+            return  # a zombie's batch: nothing of it is written or committed
         for out in result.outputs:
             self.producer.produce(out)
             self.metrics.count_out(out.topic)
@@ -247,52 +258,37 @@ class BatchLoop:
         self.batches += 1
         self.metrics.observe_batch(len(good), time.perf_counter() - started)
 
+    def _still_owned(self, msgs: Sequence[Message]) -> bool:
+        """After a freeze (:mod:`vsa.runtime.freeze`): whether the group coordinator confirms
+        that this member still owns the batch's partitions. A batch of partitions the group gave
+        away while the process was frozen is dropped (their new owner handles them from the
+        last committed offset; ``consume()`` then serves the loss); one whose owner could not be
+        confirmed is handled again after a backoff."""
+        mark = self.freezes.mark()
+        outcome = self.committer.confirm_ownership(_first_offsets(msgs))
+        if outcome == "owned":
+            self.freezes.confirmed(mark)
+            return True
+        first = ",".join(f"{t}[{p}]@{o}" for (t, p), o in _first_offsets(msgs).items())
+        self.freezes.stale(self.metrics.stale_batches, self.config.service, outcome, first)
+        if outcome == "unknown":
+            self._retry_batch(msgs, "ownership_unknown")
+        return False
+
     def _await_acks(self) -> str:
         """Wait until Kafka acknowledged every queued output: ``"acked"``; ``"failed"`` when a
         delivery failed with a retriable error; ``"stopped"`` when a stop was requested and the
         acknowledgements did not come within ``stop_flush_s``. Permanent errors raise."""
-        started = time.monotonic()
-        stop_seen: float | None = None
+        wait = AckWait(self.health, self.config.produce_stall_s, self.config.stop_flush_s)
         failures: list[tuple[str, KafkaError]] = []
         while True:
             remaining = self.producer.wait_acked(ACK_POLL_S)
             failures += self.producer.take_failures()
-            now = time.monotonic()
             if remaining == 0:
-                self._acks_done(now - started)
+                wait.acknowledged()
                 return self._check_failures(failures)
-            self.health.beat()  # waiting on Kafka, not stuck
-            if now - started >= self.config.produce_stall_s:
-                self._acks_stalled(remaining, now - started)
-            if self.stop.is_set():
-                stop_seen = stop_seen if stop_seen is not None else now
-                if now - stop_seen >= self.config.stop_flush_s:
-                    event(
-                        log,
-                        "batch_abandoned",
-                        logging.WARNING,
-                        reason="stopping",
-                        unacked=remaining,
-                    )
-                    return "stopped"
-
-    def _acks_stalled(self, remaining: int, waited_s: float) -> None:
-        if "kafka_produce" not in self.health.blockers:
-            event(
-                log,
-                "outputs_unacknowledged",
-                logging.WARNING,
-                unacked=remaining,
-                waited_s=round(waited_s, 1),
-            )
-        self.health.block(
-            "kafka_produce", f"{remaining} outputs unacknowledged for {waited_s:.0f} s"
-        )
-
-    def _acks_done(self, waited_s: float) -> None:
-        if "kafka_produce" in self.health.blockers:
-            event(log, "outputs_acknowledged", waited_s=round(waited_s, 1))
-            self.health.unblock("kafka_produce")
+            if wait.waiting(remaining, self.stop.is_set()):
+                return "stopped"
 
     def _check_failures(self, failures: list[tuple[str, KafkaError]]) -> str:
         if not failures:
@@ -320,12 +316,7 @@ class BatchLoop:
         self._retries += 1
         delay = min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2 ** (self._retries - 1))
         self.health.block("batch_retry", f"{reason}; batch is retried")
-        first: dict[tuple[str, int], int] = {}
-        for msg in msgs:
-            if msg.error() is None:
-                key = (msg.topic() or "", msg.partition() or 0)
-                first[key] = min(first.get(key, msg.offset() or 0), msg.offset() or 0)
-        for (topic, partition), offset in first.items():
+        for (topic, partition), offset in _first_offsets(msgs).items():
             try:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
             except KafkaException as exc:  # no longer assigned: its new owner redoes it
@@ -478,6 +469,7 @@ class BatchLoop:
             if self._await_acks() == "acked":
                 self.committer.tick(now=float("inf"))  # pending offsets go out with close()
         finally:
+            self.freezes.stop()
             self._close_consumer()
             event(log, "stopped", service=self.config.service, batches=self.batches)
 
@@ -509,6 +501,16 @@ def _next_offsets(msgs: Sequence[Message]) -> dict[tuple[str, int], int]:
             key = (msg.topic() or "", msg.partition() or 0)
             next_offsets[key] = max(next_offsets.get(key, 0), (msg.offset() or 0) + 1)
     return next_offsets
+
+
+def _first_offsets(msgs: Sequence[Message]) -> dict[tuple[str, int], int]:
+    """Per partition, the offset of the first message of the batch."""
+    first: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        if msg.error() is None:
+            key = (msg.topic() or "", msg.partition() or 0)
+            first[key] = min(first.get(key, msg.offset() or 0), msg.offset() or 0)
+    return first
 
 
 def _partition_names(partitions: Sequence[TopicPartition]) -> list[str]:
