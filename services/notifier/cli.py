@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vsa.helptext import add_service_parser
+from vsa.topic_flags import add_topic_prefix, topic_overrides
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "dlq.notifier topic with the reason. Needs VSA_NOTIFIER_WEBHOOK__URL and/or "
         "VSA_NOTIFIER_MQTT__HOST."
     )
+    add_topic_prefix(p, "VSA_NOTIFIER_TOPICS__PREFIX")
     p.set_defaults(func=notifier_main)
 
 
@@ -31,9 +33,10 @@ def notifier_main(args: argparse.Namespace) -> int:
     from .config import NotifierSettings
     from .service import run
 
-    settings = load_settings(NotifierSettings, args.config)
+    overrides = topic_overrides(args)
+    settings = load_settings(NotifierSettings, args.config, **overrides)
     if args.print_config:
         from vsa.runtime.print_config import print_config
 
-        return print_config(settings, args.config)
+        return print_config(settings, args.config, overrides)
     return run(settings)

@@ -194,6 +194,7 @@ def build_loop(
         max_wait_ms=settings.max_wait_ms,
         max_batches=max_batches,
         idle_exit_s=settings.idle_exit_s,
+        topic_prefix=settings.topics.prefix,
     )
     loop = BatchLoop(config, settings.kafka, handler, metrics=metrics, health=health, stop=stop)
     return loop, handler

@@ -188,6 +188,6 @@ def test_missing_topic_is_one_line_naming_the_command(
     prefix = f"{unique_name}-none."
     assert main(["cameras", "list", "--topic-prefix", prefix]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"vsa cameras list: topic '{prefix}camera-config' does not exist; create the pipeline's "
-        f"topics with: vsa topics create --topic-prefix {prefix}"
+        f"vsa cameras list: topic {prefix}camera-config does not exist; "
+        f"create it with: vsa topics create --topic-prefix {prefix}"
     )

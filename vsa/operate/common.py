@@ -28,12 +28,10 @@ def add_actions(
 
 
 def add_topic_prefix(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--topic-prefix",
-        default=None,
-        metavar="PREFIX",
-        help="Topic name prefix of the pipeline (default: VSA_TOPICS_NAMES__PREFIX, else none).",
-    )
+    """``--topic-prefix``, as every command that reads or writes the pipeline's topics has it."""
+    from vsa.topic_flags import add_topic_prefix as add_flag
+
+    add_flag(parser, "VSA_TOPICS_NAMES__PREFIX")
 
 
 def topic_names(prefix: str | None) -> TopicNames:
@@ -49,16 +47,8 @@ def topic_names(prefix: str | None) -> TopicNames:
 def topic_problem(
     kafka: KafkaSettings, topic: str, prefix: str, timeout_s: float = 5.0
 ) -> str | None:
-    """One line when Kafka cannot be reached or ``topic`` does not exist (None: all there)."""
-    from confluent_kafka.admin import AdminClient
+    """One line when Kafka cannot be reached or ``topic`` does not exist (None: all there); the
+    same words as the services' ``topics_missing`` line (:mod:`vsa.runtime.topic_check`)."""
+    from vsa.runtime.topic_check import topics_problem
 
-    from vsa.runtime.topic_admin import unreachable
-
-    error = unreachable(kafka, timeout_s)
-    if error is not None:
-        return error
-    topics = AdminClient(kafka.client_config()).list_topics(timeout=timeout_s).topics
-    if topic in topics and topics[topic].error is None:
-        return None
-    create = "vsa topics create" + (f" --topic-prefix {prefix}" if prefix else "")
-    return f"topic {topic!r} does not exist; create the pipeline's topics with: {create}"
+    return topics_problem(kafka, [topic], prefix, timeout_s)
