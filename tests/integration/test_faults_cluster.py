@@ -184,17 +184,21 @@ def read_keys(
     topic: str,
     key_of: Callable[[Message], Key],
     done: Callable[[set[Key]], bool],
-    timeout_s: float = 60.0,
+    stall_s: float = 60.0,
 ) -> set[Key]:
-    """The keys of ``topic``'s messages, read from the start until ``done(keys)`` or the timeout
-    (the caller compares and reports what is missing)."""
+    """The keys of ``topic``'s messages, read from the start until ``done(keys)``, or until no
+    new key came for ``stall_s`` seconds (a service behind on a busy machine is still making
+    progress; the caller compares and reports what is missing)."""
     consumer = Consumer({**kafka.client_config(), "group.id": f"check-{time.monotonic_ns()}"})
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     seen: set[Key] = set()
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + stall_s
     try:
         while not done(seen) and time.monotonic() < deadline:
+            before = len(seen)
             seen.update(key_of(m) for m in consumer.consume(500, 0.5) if m.error() is None)
+            if len(seen) > before:
+                deadline = time.monotonic() + stall_s
     finally:
         consumer.close()
     return seen

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from vsa.devstack.errors import DevstackError
 from vsa.devstack.kafka import (
     ClusterView,
+    KafkaNode,
     bootstrap_servers,
     cluster_health,
     cluster_id,
@@ -28,9 +31,9 @@ from .test_devstack_config import _props
 @pytest.fixture
 def three(tmp_path: Path) -> DevstackSettings:
     """Three nodes from 29092/29093 (the shared test stack's ports, never started here)."""
-    ports = {"kafka_port": 29092, "kafka_controller_port": 29093}
-    return DevstackSettings(
-        brokers=3, cache_dir=tmp_path / "cache", state_dir=tmp_path / "state", **ports
+    folders = {"cache_dir": tmp_path / "cache", "state_dir": tmp_path / "state"}
+    return load_settings(
+        DevstackSettings, None, brokers=3, kafka_port=29092, kafka_controller_port=29093, **folders
     )
 
 
@@ -175,3 +178,21 @@ def test_cli_takes_a_broker_count() -> None:
 
     assert build_parser().parse_args(["devstack", "up", "--brokers", "3"]).brokers == 3
     assert build_parser().parse_args(["devstack", "status"]).brokers is None
+
+
+def test_without_a_count_a_running_cluster_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vsa.devstack import kafka as kafka_mod
+    from vsa.devstack import stack
+
+    def cluster_runs(nodes: Sequence[KafkaNode]) -> dict[str, int]:
+        return {n.name: 100 + n.node_id for n in nodes if n.name.startswith("kafka-")}
+
+    plain = DevstackSettings(cache_dir=tmp_path / "cache", state_dir=tmp_path / "state")
+    assert stack._running_layout(plain).brokers == 1  # nothing runs
+    (plain.state_path / "kafka-3").mkdir(parents=True)
+    monkeypatch.setattr(kafka_mod, "running_pids", cluster_runs)
+    assert stack._running_layout(plain).brokers == 3
+    with pytest.raises(DevstackError, match=r"already runs here with 3 node\(s\)"):
+        stack._refuse_other_kafka(plain)

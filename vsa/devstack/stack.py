@@ -395,6 +395,17 @@ def _selected(settings: DevstackSettings, kafka: bool, opensearch: bool) -> list
     return [make(settings) for wanted, make in pairs if wanted]
 
 
+def _running_layout(settings: DevstackSettings) -> DevstackSettings:
+    """The configured node count, unless nothing of it runs and a Kafka of another count does
+    (``up --brokers 3`` then a plain ``status`` or ``vsa demo``)."""
+    if kafka_mod.running_pids(kafka_mod.kafka_nodes(settings)):
+        return settings
+    for size in kafka_mod.layout_sizes(settings):
+        if kafka_mod.running_pids(kafka_mod.nodes_of_layout(settings, size)):
+            return settings.model_copy(update={"brokers": size})
+    return settings
+
+
 def up(
     timeout_s: float | None = None,
     *,
@@ -411,8 +422,12 @@ def up(
     wait for each part to become healthy after it is started (downloads not counted); None uses
     the settings' ``*_start_timeout_s``. On failure the processes this call started are stopped
     again and :class:`DevstackError` says why, with the end of the log of the node that failed.
+    Without a node count set (``brokers`` left at its default) a Kafka of any count that runs
+    from this state dir is used; with one set, a Kafka of another count is refused.
     """
     settings = settings if settings is not None else load_settings(DevstackSettings)
+    if "brokers" not in settings.model_fields_set:
+        settings = _running_layout(settings)
     comps = _selected(settings, kafka, opensearch)
     bringup = _Bringup()
     with file_lock(settings.state_path / "devstack.lock"):
@@ -545,22 +560,11 @@ def _component_status(comp: _Component) -> ComponentStatus:
     )  # fmt: skip
 
 
-def _status_settings(settings: DevstackSettings) -> DevstackSettings:
-    """The settings whose Kafka status to show: the configured node count, unless nothing of it
-    runs and a Kafka of another count does (``up --brokers 3`` then a plain ``status``)."""
-    if kafka_mod.running_pids(kafka_mod.kafka_nodes(settings)):
-        return settings
-    for size in kafka_mod.layout_sizes(settings):
-        if kafka_mod.running_pids(kafka_mod.nodes_of_layout(settings, size)):
-            return settings.model_copy(update={"brokers": size})
-    return settings
-
-
 def status(settings: DevstackSettings | None = None) -> StackStatus:
     """Endpoints and health of both parts (each Kafka node of a cluster), checked once now (a
     few seconds at most)."""
     settings = settings if settings is not None else load_settings(DevstackSettings)
-    kafka_settings = _status_settings(settings)
+    kafka_settings = _running_layout(settings)
     kafka = _kafka_component(kafka_settings)
     if external_address("kafka") is None and kafka_settings.brokers > 1:
         kafka_status = _cluster_status(kafka_settings, kafka)
