@@ -113,13 +113,18 @@ class AlertFeed:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop reading and end every open stream."""
+        """Stop reading and end every open stream (again: nothing more happens)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
         with self._lock:
             for client in self._clients:
-                client.loop.call_soon_threadsafe(client.offer, CLOSED)
+                try:
+                    client.loop.call_soon_threadsafe(client.offer, CLOSED)
+                except RuntimeError:  # its event loop is closed: the stream is gone already
+                    continue
 
     def problem(self) -> str | None:
         """Why the feed is not following the topic now, or None."""

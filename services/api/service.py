@@ -115,6 +115,8 @@ def serve_api(config: Path | None, overrides: dict[str, Any], console: Path | No
         print(f"console: http://{address}:{port}/", flush=True)
     while not stop.wait(0.5) and thread.is_alive():
         pass
+    if parts.feed is not None:  # open live streams end now, so the server stops without waiting
+        parts.feed.stop()
     server.shutdown()
     stop_parts(parts)
     event(log, "api_stopped", port=port)

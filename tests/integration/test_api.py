@@ -522,7 +522,18 @@ def test_search_api_process(api: Api, opensearch: OpenSearchSettings, tmp_path: 
         hits = httpx.get(f"{base}/search", params={"q": "white van"}, timeout=30).json()["hits"]
         assert hits[0]["camera_id"] in ("gate", "dock")
         assert httpx.get(f"{base}/openapi.json", timeout=10).json()["info"]["title"] == "vsa"
-        proc.send_signal(signal.SIGTERM)
+        # SIGTERM with a live stream open (a console in a browser): the stream ends, exit 0.
+        with httpx.stream("GET", f"{base}/alerts/stream", timeout=WAIT_S) as stream:
+            assert stream.status_code == 200
+            wait_for(
+                "the stream counted",
+                lambda: (
+                    "vsa_api_stream_clients 1.0" in httpx.get(f"{base}/metrics", timeout=10).text
+                ),
+            )
+            proc.send_signal(signal.SIGTERM)
+            lines = list(stream.iter_lines())  # ends: the server closed it (else a read timeout)
+            assert all(not line or line.startswith(":") for line in lines), lines
         assert proc.wait(30) == 0, (tmp_path / "api.log").read_text()
     finally:
         if proc.poll() is None:
