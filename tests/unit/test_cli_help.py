@@ -81,6 +81,7 @@ SERVICES = (
     "search",
     "search-api",
     "notifier",
+    "console",
 )
 
 

@@ -112,7 +112,10 @@
       if (source.readyState === EventSource.CLOSED) {
         // refused (e.g. 503: no live stream here); the browser gives up, so try again later
         setLive("offline", "offline, retrying");
-        retry = setTimeout(() => connect(wanted), RETRY_MS);
+        retry = setTimeout(() => {
+          connect(wanted);
+          loadHistory(wanted, generation); // what was indexed meanwhile (shown once)
+        }, RETRY_MS);
       } else {
         setLive("connecting", "reconnecting");
       }

@@ -87,8 +87,6 @@
 
   async function run() {
     const params = current();
-    form.reset(); // fields the URL leaves out go back to their defaults
-    vsa.fillForm(form, new URLSearchParams(location.search));
     const filters = filtersOf(params);
     if (!params.q && !params.like) {
       results.replaceChildren();
@@ -126,12 +124,24 @@
     results.replaceChildren(...hits.map(card));
   }
 
+  /** The search the address names: on opening the page, and on back and forward. The form is
+      left as it is when the address names none (what was typed meanwhile stays). */
+  function fromAddress() {
+    const params = new URLSearchParams(location.search);
+    if ([...params.keys()].length) {
+      form.reset(); // fields the address leaves out go back to their defaults
+      vsa.fillForm(form, params);
+    }
+    run();
+  }
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     navigate(vsa.formValues(form));
   });
-  window.addEventListener("popstate", run);
+  window.addEventListener("popstate", fromAddress);
 
-  vsa.fillKinds(current().alert_kind || "").then(run);
+  fromAddress();
+  vsa.fillKinds(current().alert_kind || "");
   vsa.fillCameraList();
 })();
