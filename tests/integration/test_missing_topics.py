@@ -302,8 +302,11 @@ def test_tracker_waits_for_its_topics_then_gets_ready(
     tracks = read_values(kafka, f"{prefix}tracks", 5)
     assert sorted(json.loads(m.value())["frame_seq"] for m in tracks) == [0, 1, 2, 3, 4]
     assert tracker.stop() == 0
-    names = ("detections", "tracks", "alerts", "keyframes", "dlq.tracker")
-    assert_said_once(tracker, [prefix + n for n in names], prefix)
+    from vsa.services.tracker.config import TrackerSettings
+    from vsa.services.tracker.service import needed_topics
+
+    settings = load_settings(TrackerSettings, None, topics={"prefix": prefix})
+    assert_said_once(tracker, needed_topics(settings), prefix)
 
 
 @pytest.mark.parametrize(
