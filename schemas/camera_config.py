@@ -38,6 +38,7 @@ from .rules.kinds.crowding import CrowdingRule
 from .rules.kinds.line_crossing import LineCrossingRule
 from .rules.kinds.loitering import LoiteringRule
 from .rules.kinds.zone_intrusion import ZoneIntrusionRule
+from .timezone import TimeZoneName
 
 Name = Annotated[str, StringConstraints(max_length=128)]
 
@@ -239,6 +240,12 @@ class CameraConfig(JsonMessage):
         0.0,
         description="Seconds between periodic keyframes, 0 = off; new-track and alert keyframes "
         "are sent regardless. Lower it for denser search coverage, at captioning cost.",
+    )
+    timezone: TimeZoneName | None = Field(
+        None,
+        description="IANA time zone where the camera is (Europe/Paris), for the time of day in "
+        "its captions ('Morning', 'Evening'); null: the captioner's timezone setting, by "
+        "default the captioner host's time zone.",
     )
 
     @model_validator(mode="after")

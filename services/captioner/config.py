@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from vsa.runtime.settings import ServiceSettings
+from vsa.schemas.timezone import check_time_zone
 
 
 class CaptionerSettings(ServiceSettings):
@@ -47,7 +48,14 @@ class CaptionerSettings(ServiceSettings):
         "read to its end before captioning, so the first captions already name their zones. "
         "0: do not wait (the first captions may miss them).",
     )
-    timezone: str = Field("UTC", description="IANA time zone of the cameras, for time of day.")
+    timezone: str | None = Field(
+        None,
+        max_length=64,
+        description="IANA time zone (Europe/Paris) of the cameras whose camera-config names "
+        "none, for the time of day in captions ('Morning', 'Evening'). null: this host's time "
+        "zone (TZ, else /etc/localtime; containers are often UTC, so set it or the cameras' "
+        "timezone there).",
+    )
     decode_max_width: int = Field(
         480,
         ge=64,
@@ -58,3 +66,8 @@ class CaptionerSettings(ServiceSettings):
     thumbnail_width: int = Field(320, ge=32, le=1024, description="Thumbnail width bound, px.")
     fetch_timeout_s: float = Field(5.0, gt=0, le=120, description="Frame read-back timeout.")
     idle_exit_s: float | None = Field(None, gt=0, description="Stop after this long idle (tools).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_time_zone(value)

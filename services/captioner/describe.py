@@ -55,12 +55,13 @@ class DescribeOptions:
     """Knobs of the scene describer.
 
     Attributes:
-        timezone: IANA zone of the camera, for the time of day ("UTC", "Europe/Paris").
+        timezone: IANA zone of cameras whose config names none, for the time of day ("UTC",
+            "Europe/Paris"); None: this host's local time zone.
         max_objects_named: Objects described one by one (with colour); the rest are counted.
         with_colour: Measure colours (needs the image); off makes describing ~3× cheaper.
     """
 
-    timezone: str = "UTC"
+    timezone: str | None = "UTC"
     max_objects_named: int = 6
     with_colour: bool = True
 
@@ -227,9 +228,11 @@ def _inside(x: float, y: float, polygon: Sequence[Sequence[float]]) -> bool:
     return bool(np.count_nonzero(crosses & (x < at)) % 2)
 
 
-def time_of_day(capture_ts: float, timezone: str) -> str:
-    """ "Morning", "Afternoon", "Evening" or "Night" at the camera."""
-    hour = dt.datetime.fromtimestamp(capture_ts, ZoneInfo(timezone)).hour
+def time_of_day(capture_ts: float, timezone: str | None) -> str:
+    """ "Morning", "Afternoon", "Evening" or "Night" at the camera: in the IANA ``timezone``, or
+    in this host's local time (the C library's: TZ, else /etc/localtime) when it is None."""
+    zone = ZoneInfo(timezone) if timezone is not None else None
+    hour = dt.datetime.fromtimestamp(capture_ts, zone).hour
     if 5 <= hour < 12:
         return "Morning"
     if 12 <= hour < 17:

@@ -145,6 +145,13 @@ def alert_phrase(alert: Alert, views: dict[int, ObjectView], zone_names: dict[st
     return kind.phrase(alert, AlertWords(subject, zones=zone_names, noun=noun))
 
 
+def camera_timezone(config: CameraConfig | None, options: DescribeOptions) -> str | None:
+    """The camera's own time zone from its camera-config, else the options' (None: the host's)."""
+    if config is not None and config.timezone is not None:
+        return config.timezone
+    return options.timezone
+
+
 def describe(
     keyframe: Keyframe,
     image: U8 | None,
@@ -160,7 +167,8 @@ def describe(
     objects = tuple(ObjectCount(class_name=c, count=n) for c, n in sorted(counts.items()))
     parts = [_group_phrase(g) for g in _groups(views)[: options.max_objects_named]]
     scene = "; ".join(parts) if parts else "no objects in view"
-    text = f"{time_of_day(keyframe.capture_ts, options.timezone)}. {scene[0].upper()}{scene[1:]}."
+    when = time_of_day(keyframe.capture_ts, camera_timezone(config, options))
+    text = f"{when}. {scene[0].upper()}{scene[1:]}."
     if keyframe.alerts:
         by_track = {v.obj.track_id: v for v in views}
         zone_names = {z.zone_id: z.name or z.zone_id for z in (config.zones if config else [])}

@@ -51,6 +51,7 @@ class CameraChanges:
     fps_target: float | None = None
     enabled: bool | None = None
     keyframe_interval_s: float | None = None
+    timezone: str | None = None
     no_rules: bool = False
 
     def fields(self) -> dict[str, Any]:
@@ -60,6 +61,7 @@ class CameraChanges:
             "fps_target": self.fps_target,
             "enabled": self.enabled,
             "keyframe_interval_s": self.keyframe_interval_s,
+            "timezone": self.timezone,
         }
         changed = {key: value for key, value in values.items() if value is not None}
         if self.no_rules:
@@ -202,6 +204,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="Seconds between periodic keyframes; 0: off.",
     )
+    parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="IANA time zone of the camera (Europe/Paris), for the time of day in its captions "
+        "(default: the captioner's).",
+    )
     state = parser.add_mutually_exclusive_group()
     state.add_argument(
         "--enable", dest="enabled", action="store_true", default=None, help="Back on."
@@ -288,6 +296,7 @@ def _config_from_args(args: argparse.Namespace, existing: CameraConfig | None) -
         fps_target=args.fps,
         enabled=args.enabled,
         keyframe_interval_s=args.keyframe_interval,
+        timezone=args.timezone,
         no_rules=args.no_rules,
     )
     from_file = None
