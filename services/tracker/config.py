@@ -172,11 +172,12 @@ class TrackerSettings(ServiceSettings):
         "idle stream adds to a frame.",
     )
     produce_timeout_s: float = Field(
-        60.0,
+        5.0,
         gt=0,
         le=3600,
-        description="Longest wait for Kafka to acknowledge a batch's outputs; after it the "
-        "worker exits (status 3) without committing, and the batch is processed again.",
+        description="Outputs of a batch unacknowledged this long make the worker not ready "
+        "(/readyz 503, blocker kafka_produce). It keeps waiting however long Kafka is away; "
+        "after SIGTERM it waits 10 s at most, then exits 0 without committing the batch.",
     )
     producer_linger_ms: int = Field(
         1,

@@ -20,6 +20,13 @@ missing offset without it; time alone proves nothing) the guard gives up on the 
 and moves on to the lowest offset it dropped, and says so (an error log ``offset_gap_given_up``
 and ``vsa_tracker_offset_gaps_total{outcome="given_up"}``). vsa's producers are not
 transactional, so a give-up there is a bug; the integration tests assert none.
+
+A partition just assigned is told where it starts (:meth:`OffsetGuard.expect`, its committed
+offset), so records skipped before the first one that arrives are a gap too: after a kill -9 and
+a restart with an empty data folder, the new worker's first record of a partition was offset 55
+although nothing had been committed there (Faust drops records that arrive while its flow
+control is suspended or that carry an older generation), and a camera's first 55 frames were
+never tracked.
 """
 
 from __future__ import annotations
@@ -114,6 +121,24 @@ class OffsetGuard(Generic[K]):
             gap.last_seek = now
             due.append((key, gap.expected, gave_up))
         return due
+
+    def knows(self, key: K) -> bool:
+        """Whether an offset is expected next on ``key`` (it saw a record or was told)."""
+        return key in self._next
+
+    def expect(self, key: K, offset: int) -> None:
+        """Expect ``offset`` first on a partition just assigned (its committed offset): a record
+        past it is a gap, so records skipped before the first one that arrives are sought back
+        too."""
+        self._next.setdefault(key, offset)
+
+    def rewind(self, key: K, offset: int) -> None:
+        """Expect ``offset`` next on ``key`` again: records from it on were taken but not
+        applied (a batch dropped after a freeze), so the next later record is a gap and the
+        partition is sought back to ``offset``."""
+        if key in self._next:
+            self._next[key] = min(self._next[key], offset)
+        self.gaps.pop(key, None)
 
     def forget(self) -> None:
         """Forget every partition (after a rebalance Faust seeks to the committed offsets)."""

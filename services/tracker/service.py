@@ -42,10 +42,18 @@ that owns the partition owns the state, and a rebalance moves both together. A w
 a partition recovers its states from the changelog (or its local RocksDB and the changelog's
 tail) before the agent sees an event.
 
-A failure to produce (Kafka refused or timed out) is not a property of one message: the process
-logs it and exits at once with status 3 (``os._exit``), acknowledging and committing nothing, so
-the batch is redelivered to whoever gets the partition next. Faust's exactly-once mode is not
-used (it has known duplicate bugs, see DESIGN.md); outputs are idempotent instead.
+Kafka faults (``faults.py``): outputs are waited for however long a broker outage lasts (not
+ready meanwhile, as while no broker answers a metadata probe); SIGTERM abandons a batch whose
+outputs are not acknowledged within ``stop_flush_s`` (no state written, nothing acknowledged)
+and exits 0. After the process was frozen past a third of the session timeout (SIGSTOP, a
+paused VM) a batch is produced and its states written only once the group coordinator took a
+commit from this worker for its partitions: a zombie whose cameras moved to another worker
+drops the batch instead of writing stale states to the changelog the new owner recovers from.
+Kafka refusing an output (a permanent error: too large, not authorised) is not a property of
+one message: the process logs it and exits at once with status 3 (``os._exit``), acknowledging
+and committing nothing, so the batch is redelivered to whoever gets the partition next. Faust's
+exactly-once mode is not used (it has known duplicate bugs, see DESIGN.md); outputs are
+idempotent instead.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ import sys
 import time
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -66,15 +74,24 @@ from confluent_kafka.admin import AdminClient
 from faust.streams import _current_event
 from faust.types import TP
 
+from vsa.runtime.freeze import FreezeWatch, freeze_threshold_s
 from vsa.runtime.kafka import Producer
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics, serve_http
+from vsa.runtime.repeats import quiet_repeats
 from vsa.runtime.replication import Replication, replication_for
 from vsa.runtime.service import StopFlag
 from vsa.runtime.settings import MAX_MESSAGE_BYTES, ConfigError, KafkaSettings
 from vsa.runtime.topic_check import TopicWait, admin_client
 
 from .config import SERVICE, TrackerSettings
+from .faults import (
+    BrokerProbe,
+    OutputWait,
+    exit_when_stop_hangs,
+    start_offset,
+    still_owned,
+)
 from .handler import BatchPlan, Record, StateWrite, TrackerHandler
 from .metrics import TrackerMetrics
 from .offsets import OffsetGuard
@@ -249,8 +266,14 @@ class TrackerService:
         replication = replication or changelog_replication(settings, brokers=1)
         self.app = build_app(settings, partitions, replication)
         self.producer = Producer(
-            settings.kafka, SERVICE, **{"linger.ms": settings.producer_linger_ms}
+            settings.kafka,
+            SERVICE,
+            **{"linger.ms": settings.producer_linger_ms, "message.timeout.ms": 0},
         )
+        self.outputs = OutputWait(self.producer, self.health, settings.produce_timeout_s)
+        self.freezes = FreezeWatch(freeze_threshold_s(settings.session_timeout_s))
+        self.stopping = False  # the agent was cancelled: shutting down
+        self.probe = BrokerProbe(settings.kafka, self.detections_name, self.health)
         self.detections = self.app.topic(
             settings.topics.name("detections"), key_serializer="raw", value_serializer="raw"
         )
@@ -282,13 +305,15 @@ class TrackerService:
         pump = asyncio.ensure_future(_pump(manual, queue))
         within = self.settings.max_wait_ms / 1000
         try:
-            while not pump.done():
+            while not pump.done() and not self._should_stop():  # no new batch once stopping
                 events = await _take(queue, self.settings.max_batch, within, idle_s=0.5)
                 if events:
                     # The batch finishes even if the agent is cancelled meanwhile (shutdown).
-                    await _finish(asyncio.ensure_future(self.run_batch(events, manual)))
+                    batch = asyncio.ensure_future(self.run_batch(events, manual))
+                    await _finish(batch, on_cancel=self._on_cancel)
                 await self._seek_gaps()
-            pump.result()
+            if pump.done():
+                pump.result()  # the stream's error, if it ended with one
         finally:
             pump.cancel()
 
@@ -297,12 +322,17 @@ class TrackerService:
     ) -> None:
         """Process, produce and wait for acks, write the states, then ack the events."""
         started = time.perf_counter()
+        await self._expect_start(events)
         events = self._in_order(events)
+        if not await self._still_owned(events):
+            return
         records = [_record(ev) for ev in events]
         self.metrics.count_in(self.detections_name, len(records))
         plan = self.handler.handle(records, self._load)
         processed = time.perf_counter()
-        await self._produce(plan)
+        if not await self._produce(plan) or not await self._still_owned(events):
+            self._drop(events)
+            return
         produced = time.perf_counter()
         self._write_states(plan.writes)
         done = time.perf_counter()
@@ -317,6 +347,57 @@ class TrackerService:
             event(log, "batch_offsets", logging.DEBUG, offsets=_offset_ranges(records))
         self.batches += 1
         self.health.beat()
+
+    async def _expect_start(self, events: Sequence[faust.EventT[Any]]) -> None:
+        """Before the first record of a partition since it was assigned: make the guard expect
+        the partition's start offset (``faults.start_offset``), so records Faust skipped before
+        it are sought back instead of lost."""
+        for tp in {ev.message.tp for ev in events}:
+            if not self.guard.knows(tp):
+                timeout = self.settings.session_timeout_s
+                offset = await start_offset(self.app, tp.topic, tp.partition, timeout)
+                if offset is not None:
+                    self.guard.expect(tp, offset)
+
+    async def _still_owned(self, events: Sequence[faust.EventT[Any]]) -> bool:
+        """True unless the process was frozen since ownership was last confirmed and the group
+        coordinator now refuses (or cannot take) a commit for the batch's partitions; such a
+        batch is dropped (``faults.still_owned``)."""
+        if not events or not self.freezes.suspect():
+            return True
+        mark = self.freezes.mark()
+        first: dict[tuple[str, int], int] = {}
+        for ev in events:
+            key = (ev.message.tp.topic, ev.message.tp.partition)
+            first[key] = min(first.get(key, ev.message.offset), ev.message.offset)
+        outcome = await still_owned(self.app, first, self.settings.session_timeout_s)
+        if outcome == "owned":
+            self.freezes.confirmed(mark)
+            return True
+        where = ",".join(f"{t}[{p}]@{o}" for (t, p), o in first.items())
+        self.freezes.stale(self.metrics.stale_batches, SERVICE, outcome, where)
+        self._drop(events)
+        return False
+
+    def _drop(self, events: Sequence[faust.EventT[Any]]) -> None:
+        """Neither apply nor acknowledge ``events``: release them from Faust's unacked set (its
+        rebalance and shutdown wait for that set) and make the guard expect them again, so a
+        worker that keeps the partition seeks back to them."""
+        consumer = self.app.consumer
+        for ev in events:
+            consumer.unacked.discard(ev.message)
+        for ev in sorted(events, key=lambda e: -int(e.message.offset)):
+            self.guard.rewind(ev.message.tp, ev.message.offset)
+
+    def _on_cancel(self) -> None:
+        self.stopping = True
+
+    def _should_stop(self) -> bool:
+        return self.stopping or self.app_stopping()
+
+    def app_stopping(self) -> bool:
+        """Faust's app began to stop (SIGTERM, SIGINT) or crashed."""
+        return bool(self.app.should_stop)
 
     def _in_order(self, events: Sequence[faust.EventT[Any]]) -> list[faust.EventT[Any]]:
         """The events the guard lets through; those past a hole are released (not acked) and
@@ -387,18 +468,19 @@ class TrackerService:
             and tp in consumer.assignment()
         )
 
-    async def _produce(self, plan: BatchPlan) -> None:
-        """Send outputs and dead letters; return once Kafka acknowledged every one.
+    async def _produce(self, plan: BatchPlan) -> bool:
+        """Send outputs and dead letters; True once Kafka acknowledged every one, False when
+        the worker is stopping and they were not acknowledged within ``stop_flush_s``.
 
         They go through an idempotent librdkafka producer (murmur2 keys, like every vsa
         producer); waiting for its acknowledgements runs in a thread, so the event loop (and
-        the group heartbeats) go on meanwhile.
+        the group heartbeats) go on meanwhile, for as long as Kafka is away.
         """
         try:
             for out in [*plan.outputs, *plan.dead_letters]:
                 self.producer.produce(out)
-            timeout = self.settings.produce_timeout_s
-            await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, timeout)
+            if not await self.outputs.wait(self._should_stop):
+                return False
         except Exception as exc:  # nothing acknowledged or committed: exit, the batch comes back
             _die(exc)
         for topic, count in Counter(out.topic for out in plan.outputs).items():
@@ -406,6 +488,7 @@ class TrackerService:
         for _ in plan.dead_letters:
             self.metrics.count_dead_letter(self.detections_name)
             self.metrics.count_error("dead_letter")
+        return True
 
     def _load(self, record: Record) -> bytes | None:
         with event_context(record.source):
@@ -437,6 +520,8 @@ class TrackerService:
 
     async def _beat(self) -> None:
         self.health.beat()
+        if not self.probe.running:  # readiness while no broker answers
+            asyncio.get_running_loop().run_in_executor(None, self.probe.check)
         self.tracker_metrics.cameras.labels(SERVICE).set(len(self.rulebook.cameras()))
         try:
             await self._report_lag()
@@ -506,8 +591,9 @@ async def _take(
     return items
 
 
-async def _finish(task: asyncio.Future[None]) -> None:
-    """Await ``task`` to the end even when cancelled meanwhile; then re-raise the cancel."""
+async def _finish(task: asyncio.Future[None], on_cancel: Callable[[], None]) -> None:
+    """Await ``task`` to the end even when cancelled meanwhile (``on_cancel`` is called then, so
+    the task can bound its waits); then re-raise the cancel."""
     cancelled = False
     while True:
         try:
@@ -517,6 +603,7 @@ async def _finish(task: asyncio.Future[None]) -> None:
             if task.cancelled():
                 raise
             cancelled = True
+            on_cancel()
     if cancelled:
         raise asyncio.CancelledError
 
@@ -599,9 +686,12 @@ def follow_camera_config(settings: TrackerSettings, book: RuleBook) -> ConfigFol
 
 
 def quiet_framework(level: str) -> None:
-    """Faust, mode and aiokafka log at ``level`` and above (their INFO is rebalance chatter)."""
+    """Faust, mode and aiokafka log at ``level`` and above (their INFO is rebalance chatter),
+    each kind of repeated line at most once per 30 s (aiokafka logs every reconnect attempt,
+    dozens a second while Kafka is away)."""
     for name in ("faust", "mode", "aiokafka"):
         logging.getLogger(name).setLevel(level)
+    quiet_repeats(("faust", "mode", "aiokafka"))
 
 
 def run_tracker(settings: TrackerSettings) -> int:
@@ -631,6 +721,7 @@ def run_tracker(settings: TrackerSettings) -> int:
         cameras_with_rules=len(service.rulebook.cameras()),
     )
     worker = faust.Worker(service.app, quiet=True, override_logging=False, redirect_stdouts=False)
+    exit_when_stop_hangs(service.app_stopping)
     code = 0
     try:
         worker.execute_from_commandline()
@@ -640,6 +731,7 @@ def run_tracker(settings: TrackerSettings) -> int:
         server.shutdown()
         if follower is not None:
             follower.stop()
-        service.producer.raw.flush(10)  # every batch waited for its outputs: normally a no-op
+        if not service.outputs.abandoned:  # every batch waited for its outputs: a no-op
+            service.producer.wait_acked(10)
     event(log, "tracker_stopped", batches=service.batches)
     return code

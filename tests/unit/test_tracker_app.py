@@ -237,6 +237,33 @@ def test_offset_guard_never_gives_up_for_time_alone() -> None:
     assert guard.gaps == {}
 
 
+def test_offset_guard_rewound_seeks_back_to_a_dropped_batch() -> None:
+    """A batch dropped after a freeze was taken but not applied: the next record is a gap and
+    the partition is sought back to the batch's first offset."""
+    guard: OffsetGuard[int] = OffsetGuard(clock=Clock())
+    assert [guard.check(0, o) for o in (4, 5, 6, 7)] == ["next"] * 4
+    guard.rewind(0, 5)  # 5..7 dropped
+    assert guard.check(0, 8) == "gap"
+    assert guard.due_seeks() == [(0, 5, False)]
+    assert [guard.check(0, o) for o in (5, 6, 7, 8)] == ["next"] * 4
+    guard.rewind(1, 3)  # a partition never seen: nothing to expect
+    assert guard.check(1, 9) == "next"
+
+
+def test_offset_guard_told_the_start_offset_seeks_back_to_skipped_first_records() -> None:
+    """Offsets 0..54 of a partition just assigned never reached the agent: expecting the
+    committed offset makes the first record that arrives a gap."""
+    guard: OffsetGuard[int] = OffsetGuard(clock=Clock())
+    assert not guard.knows(0)
+    guard.expect(0, 0)
+    assert guard.knows(0)
+    assert guard.check(0, 55) == "gap"
+    assert guard.due_seeks() == [(0, 0, False)]
+    assert [guard.check(0, o) for o in range(56)] == ["next"] * 56
+    guard.expect(0, 3)  # only a partition's first expectation counts
+    assert guard.check(0, 56) == "next"
+
+
 # ---------------------------------------------------------------------------------- rule book
 
 
