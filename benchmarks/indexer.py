@@ -101,6 +101,7 @@ def settings_for(prefix: str, batch: int, write_chunk: int = 256) -> IndexerSett
         max_wait_ms=200,
         metrics_port=0,
         consume_alerts=False,
+        consume_counts=False,
     )
 
 

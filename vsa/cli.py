@@ -31,6 +31,7 @@ SERVICE_COMMANDS = (
     "vsa.services.console.cli",
     "vsa.operate.cameras",
     "vsa.operate.alerts",
+    "vsa.operate.stats",
 )
 
 DEVSTACK_ACTIONS = {

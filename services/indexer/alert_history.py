@@ -11,28 +11,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
-from opensearchpy.exceptions import NotFoundError, OpenSearchException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from typing_extensions import Self
+from pydantic import Field, field_validator
 
-from vsa.runtime.redact import mask_url
 from vsa.schemas import Alert, AlertKind, CameraId, SchemaError
-from vsa.schemas.codec import describe_validation_error
 
 from .mapping import F_CAMERA, F_TIME, alert_from_document, ts_to_millis
-from .search import MAX_FILTER_VALUES, QueryError, SearchUnavailableError, _utc
+from .search import MAX_FILTER_VALUES, WindowQuery, _utc, opensearch_answers
 from .settings import SearchSettings
 
 #: Most alerts one listing returns (OpenSearch's default result window is 10,000).
 MAX_ALERTS: Final = 1000
 
 
-class AlertQuery(BaseModel):
+class AlertQuery(WindowQuery):
     """Which alerts to list: every filter given applies (camera AND kind AND time); a list
     filter matches any of its values."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     cameras: tuple[CameraId, ...] = Field((), max_length=MAX_FILTER_VALUES)
     kinds: tuple[AlertKind, ...] = Field((), max_length=4)
@@ -41,20 +34,6 @@ class AlertQuery(BaseModel):
     limit: int = Field(20, ge=1, le=MAX_ALERTS, description="Newest alerts to return.")
 
     _utc_times = field_validator("since", "until")(_utc)
-
-    @model_validator(mode="after")
-    def _window(self) -> Self:
-        if self.since is not None and self.until is not None and self.since > self.until:
-            raise ValueError("since must not be after until")
-        return self
-
-    @classmethod
-    def parse(cls, **fields: Any) -> AlertQuery:
-        """Validate, turning pydantic's error into a one-line :class:`QueryError`."""
-        try:
-            return cls(**fields)
-        except ValidationError as exc:
-            raise QueryError(describe_validation_error(exc)[0]) from exc
 
 
 def alerts_body(query: AlertQuery) -> dict[str, Any]:
@@ -90,22 +69,16 @@ class AlertHistory:
     def list(self, query: AlertQuery) -> list[Alert]:
         """The newest ``query.limit`` matching alerts, newest first;
         :class:`SearchUnavailableError` when OpenSearch cannot answer or the index is missing."""
-        try:
+        missing = (
+            f"index {self.index} does not exist: no alert was indexed yet (run vsa indexer; "
+            "its consume_alerts is on by default)"
+        )
+        with opensearch_answers(self.settings, missing):
             response = self.client.search(
                 index=self.index,
                 body=alerts_body(query),
                 request_timeout=self.settings.request_timeout_s,
             )
-        except OpenSearchConnectionError as exc:
-            where = f"OpenSearch at {mask_url(self.settings.opensearch.url)}"
-            raise SearchUnavailableError(f"{where} is unreachable; retry later") from exc
-        except NotFoundError as exc:
-            raise SearchUnavailableError(
-                f"index {self.index} does not exist: no alert was indexed yet (run vsa indexer; "
-                "its consume_alerts is on by default)"
-            ) from exc
-        except OpenSearchException as exc:
-            raise SearchUnavailableError(f"OpenSearch failed: {type(exc).__name__}: {exc}") from exc
         alerts = []
         for hit in response["hits"]["hits"]:
             try:

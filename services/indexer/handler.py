@@ -1,4 +1,4 @@
-"""The indexer's batch handler: captions and alerts in, OpenSearch documents out.
+"""The indexer's batch handler: captions, alerts and counts in, OpenSearch documents out.
 
 For one batch from :class:`~vsa.runtime.service.BatchLoop` the handler decodes every message,
 embeds all caption texts in one batched forward pass, writes everything in one bulk request and
@@ -30,11 +30,11 @@ from prometheus_client import Counter, Histogram
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics
 from vsa.runtime.service import BatchResult, StopFlag
-from vsa.schemas import Alert, Caption, SchemaError
+from vsa.schemas import Alert, Caption, Counts, SchemaError
 
 from .bulk import Backoff, DocumentRejectedError, classify_bulk_items, transient_request_status
 from .embedder import Embedder
-from .mapping import alert_document, caption_doc_id, caption_document
+from .mapping import alert_document, caption_doc_id, caption_document, counts_document
 from .settings import IndexerSettings, RetrySettings
 from .store import Action, BulkResponseError, EngineUnavailableError, bulk, ensure_indices
 
@@ -186,6 +186,7 @@ class Decoded:
 
     captions: list[tuple[Message, Caption]] = field(default_factory=list)
     alerts: list[tuple[Message, Alert]] = field(default_factory=list)
+    counts: list[tuple[Message, Counts]] = field(default_factory=list)
     failures: list[tuple[Message, BaseException]] = field(default_factory=list)
 
 
@@ -207,12 +208,14 @@ class IndexerHandler:
         self.indices_ready = False
         self.captions_topic = settings.topics.name("captions")
         self.alerts_topic = settings.topics.name("alerts")
+        self.counts_topic = settings.topics.name("counts")
         # One writer: bulk requests go out one at a time and in order, while embedding goes on.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-bulk")
 
     def __call__(self, msgs: Sequence[Message]) -> BatchResult:
         decoded = self.decode(msgs)
         sources = [msg for msg, _ in decoded.captions] + [msg for msg, _ in decoded.alerts]
+        sources += [msg for msg, _ in decoded.counts]
         actions, rejected = self.embed_and_write(decoded)
         failures = list(decoded.failures)
         for position, reason in sorted(rejected.items()):
@@ -237,6 +240,7 @@ class IndexerHandler:
                 part = self.caption_actions(captions[start : start + chunk])
                 if start + chunk >= len(captions):
                     part += self.alert_actions(decoded.alerts)
+                    part += self.count_actions(decoded.counts)
                 if part:
                     writes.append((len(actions), self._writer.submit(self.write, part)))
                     actions += part
@@ -269,6 +273,8 @@ class IndexerHandler:
                     decoded.captions.append((msg, Caption.from_bytes(msg.value() or b"")))
                 elif msg.topic() == self.alerts_topic:
                     decoded.alerts.append((msg, Alert.from_bytes(msg.value() or b"")))
+                elif msg.topic() == self.counts_topic:
+                    decoded.counts.append((msg, Counts.from_bytes(msg.value() or b"")))
                 else:
                     raise ValueError(f"indexer does not read topic {msg.topic()!r}")
             except (SchemaError, ValueError) as exc:
@@ -298,6 +304,15 @@ class IndexerHandler:
         return [
             ({"index": {"_index": index, "_id": alert.alert_id}}, alert_document(alert, now))
             for _, alert in alerts
+        ]
+
+    def count_actions(self, counts: Sequence[tuple[Message, Counts]]) -> list[Action]:
+        """Bulk ``index`` actions of count periods (no embedding)."""
+        now = time.time()
+        index = self.settings.index.counts_index
+        return [
+            ({"index": {"_index": index, "_id": c.count_id}}, counts_document(c, now))
+            for _, c in counts
         ]
 
     def write(self, actions: Sequence[Action]) -> dict[int, str]:

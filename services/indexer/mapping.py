@@ -1,11 +1,12 @@
-"""The OpenSearch documents and mappings of the captions and alerts indices (pure, no I/O).
+"""The OpenSearch documents and mappings of the captions, alerts and counts indices (pure, no
+I/O).
 
 docs/search-index.md documents the same mapping for people who query OpenSearch directly; a unit
 test keeps the two in step. Every field name used by the indexer and by search lives here.
 
 Document ids are deterministic so that a redelivered message overwrites its document:
 captions use ``<camera_id>:<frame_seq>`` (frame_seq is digits only, so the id is unambiguous even
-when a camera id contains ``:``), alerts their ``alert_id``.
+when a camera id contains ``:``), alerts their ``alert_id``, counts their ``count_id``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from vsa.schemas import Alert, Caption
+from vsa.schemas import Alert, Caption, Counts
 
 from .settings import EMBEDDING_DIMS, HnswSettings
 
@@ -156,6 +157,54 @@ def alerts_mapping() -> dict[str, Any]:
             "details": _STORED_ONLY,
             F_INDEXED: _EPOCH_MILLIS,
         },
+    }
+
+
+# Field names of the counts index.
+F_PERIOD_START: Final = "period_start"
+F_PERIOD_END: Final = "period_end"
+F_VALUES: Final = "values"
+
+
+def counts_mapping() -> dict[str, Any]:
+    """Mapping of the counts index (one document per counting rule and period, ``_id`` =
+    ``count_id``). ``values`` holds the kind's numbers under their names (``a_to_b``,
+    ``b_to_a``, ``total``; ``min``, ``max``, ``mean``, ``frames``, ``observed_s``), each a
+    double, so a new kind's numbers need no mapping change."""
+    return {
+        "dynamic": "strict",
+        "_meta": {"vsa_index": "counts", "mapping_version": MAPPING_VERSION},
+        "dynamic_templates": [
+            {"count_values": {"path_match": f"{F_VALUES}.*", "mapping": {"type": "double"}}}
+        ],
+        "properties": {
+            "count_id": _KEYWORD,
+            F_CAMERA: _KEYWORD,
+            "rule_id": _KEYWORD,
+            "kind": _KEYWORD,
+            "target_id": _KEYWORD,
+            F_PERIOD_START: _EPOCH_MILLIS,
+            F_PERIOD_END: _EPOCH_MILLIS,
+            F_FRAME_SEQ: {"type": "long"},
+            F_VALUES: {"type": "object", "dynamic": True},
+            F_INDEXED: _EPOCH_MILLIS,
+        },
+    }
+
+
+def counts_document(counts: Counts, indexed_at: float | None = None) -> dict[str, Any]:
+    """The ``_source`` of one count period."""
+    return {
+        "count_id": counts.count_id,
+        F_CAMERA: counts.camera_id,
+        "rule_id": counts.rule_id,
+        "kind": counts.kind,
+        "target_id": counts.target_id,
+        F_PERIOD_START: ts_to_millis(counts.period_start_ts),
+        F_PERIOD_END: ts_to_millis(counts.period_end_ts),
+        F_FRAME_SEQ: counts.frame_seq,
+        F_VALUES: {name: float(value) for name, value in counts.values.items()},
+        F_INDEXED: ts_to_millis(time.time() if indexed_at is None else indexed_at),
     }
 
 

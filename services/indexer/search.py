@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, TypeVar
@@ -94,6 +95,44 @@ class SearchUnavailableError(Exception):
 
 class HitNotFoundError(LookupError):
     """No keyframe with the id a "more like this" search started from."""
+
+
+class WindowQuery(BaseModel):
+    """A query of filters with an optional ``since`` .. ``until`` window (the subclass's fields):
+    the window may not end before it starts, and errors are one-line :class:`QueryError` s."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="after")
+    def _ordered_window(self) -> Self:
+        since, until = getattr(self, "since", None), getattr(self, "until", None)
+        if since is not None and until is not None and since > until:
+            raise ValueError("since must not be after until")
+        return self
+
+    @classmethod
+    def parse(cls, **fields: Any) -> Self:
+        """Validate, turning pydantic's error into a one-line :class:`QueryError`."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            raise QueryError(describe_validation_error(exc)[0]) from exc
+
+
+@contextmanager
+def opensearch_answers(settings: SearchSettings, missing_index: str) -> Iterator[None]:
+    """Turn OpenSearch failures inside the block into :class:`SearchUnavailableError`: one line
+    naming the (masked) URL when it is unreachable, ``missing_index`` when the index is not
+    there, the error otherwise."""
+    try:
+        yield
+    except OpenSearchConnectionError as exc:
+        where = f"OpenSearch at {mask_url(settings.opensearch.url)}"
+        raise SearchUnavailableError(f"{where} is unreachable; retry later") from exc
+    except NotFoundError as exc:
+        raise SearchUnavailableError(missing_index) from exc
+    except OpenSearchException as exc:
+        raise SearchUnavailableError(f"OpenSearch failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -74,6 +74,8 @@ def build_indexer(
     topics = [settings.topics.name("captions")]
     if settings.consume_alerts:
         topics.append(settings.topics.name("alerts"))
+    if settings.consume_counts:
+        topics.append(settings.topics.name("counts"))
     config = LoopConfig(
         service=SERVICE,
         group_id=settings.group_id or f"vsa-{SERVICE}",

@@ -38,6 +38,12 @@ class IndexNames(BaseModel):
         "captions", pattern=_INDEX_NAME, max_length=100, description="Searchable keyframes."
     )
     alerts: str = Field("alerts", pattern=_INDEX_NAME, max_length=100, description="Alert history.")
+    counts: str = Field(
+        "counts",
+        pattern=_INDEX_NAME,
+        max_length=100,
+        description="Line counts and zone occupancy per period.",
+    )
 
     @property
     def captions_index(self) -> str:
@@ -48,6 +54,11 @@ class IndexNames(BaseModel):
     def alerts_index(self) -> str:
         """Full name of the alerts index (``vsa-alerts``)."""
         return self.prefix + self.alerts
+
+    @property
+    def counts_index(self) -> str:
+        """Full name of the counts index (``vsa-counts``)."""
+        return self.prefix + self.counts
 
 
 class HnswSettings(BaseModel):
@@ -235,6 +246,9 @@ class IndexerSettings(ServiceSettings):
         "distribution the local stack runs.",
     )
     consume_alerts: bool = Field(True, description="Also keep the alert history index.")
+    consume_counts: bool = Field(
+        True, description="Also keep the counts index (line counts, zone occupancy per period)."
+    )
     shards: int = Field(1, ge=1, le=1024, description="Primary shards of new indices.")
     replicas: int = Field(0, ge=0, le=16, description="Replicas of new indices (1+ in production).")
     refresh_interval: str = Field(

@@ -23,6 +23,7 @@ from .mapping import (
     alerts_mapping,
     captions_mapping,
     captions_settings,
+    counts_mapping,
     index_settings,
     index_template,
 )
@@ -82,6 +83,11 @@ def index_bodies(settings: IndexerSettings) -> dict[str, dict[str, Any]]:
         bodies[settings.index.alerts_index] = {
             "settings": index_settings(*common),
             "mappings": alerts_mapping(),
+        }
+    if settings.consume_counts:
+        bodies[settings.index.counts_index] = {
+            "settings": index_settings(*common),
+            "mappings": counts_mapping(),
         }
     return bodies
 

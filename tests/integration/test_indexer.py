@@ -106,7 +106,7 @@ def indexer_settings(
     kafka: KafkaSettings, opensearch: OpenSearchSettings, name: str, **overrides: Any
 ) -> IndexerSettings:
     names = TopicNames(prefix=f"{name}.")
-    specs = {names.name(t): TopicSpec(partitions=2) for t in ("captions", "alerts")}
+    specs = {names.name(t): TopicSpec(partitions=2) for t in ("captions", "alerts", "counts")}
     ensure_topics(kafka, {**specs, names.dlq("indexer"): TopicSpec(partitions=1)})
     fields: dict[str, Any] = {
         "kafka": kafka,

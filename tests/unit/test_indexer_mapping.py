@@ -21,6 +21,7 @@ from vsa.services.indexer.mapping import (
     caption_document,
     captions_mapping,
     captions_settings,
+    counts_mapping,
     index_template,
 )
 from vsa.services.indexer.settings import HnswSettings, IndexerSettings, SearchSettings
@@ -68,10 +69,12 @@ def test_captions_settings_ef_search_only_for_native_engines() -> None:
 
 
 def test_index_bodies_follow_settings() -> None:
-    settings = IndexerSettings(index={"prefix": "site-a-"}, consume_alerts=False)
+    settings = IndexerSettings(
+        index={"prefix": "site-a-"}, consume_alerts=False, consume_counts=False
+    )
     assert list(index_bodies(settings)) == ["site-a-captions"]
-    both = index_bodies(IndexerSettings())
-    assert set(both) == {"vsa-captions", "vsa-alerts"}
+    every = index_bodies(IndexerSettings())
+    assert set(every) == {"vsa-captions", "vsa-alerts", "vsa-counts"}
     template = index_template("vsa-captions*", {"a": 1}, {"b": 2})
     assert template["index_patterns"] == ["vsa-captions*"]
     assert template["template"] == {"settings": {"a": 1}, "mappings": {"b": 2}}
@@ -130,6 +133,7 @@ def test_documented_mapping_matches_code() -> None:
     blocks = dict(re.findall(r"<!-- mapping:(\w+) -->\s*```json\n(.*?)```", text, flags=re.S))
     assert json.loads(blocks["captions"]) == captions_mapping(HnswSettings())
     assert json.loads(blocks["alerts"]) == alerts_mapping()
+    assert json.loads(blocks["counts"]) == counts_mapping()
 
 
 def test_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:

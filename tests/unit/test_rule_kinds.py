@@ -56,3 +56,16 @@ def test_a_kind_module_imported_first_in_a_fresh_interpreter_loads_the_whole_tab
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_example_rules_show_every_kind_and_compile_for_the_bundled_detector() -> None:
+    from pathlib import Path
+
+    from vsa.services.detector.models import COCO_CLASS_NAMES
+    from vsa.services.tracker.rules import compile_rules, load_camera_configs
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "rule-kinds.yaml"
+    (config,) = load_camera_configs(example)
+    assert {rule.kind for rule in config.rules} == set(RULE_KINDS)
+    compiled = compile_rules(config, COCO_CLASS_NAMES)
+    assert len(compiled.rules) == len(config.rules)
