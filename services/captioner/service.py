@@ -26,7 +26,7 @@ from .config import CaptionerSettings
 from .describe import DescribeOptions
 from .frames import FrameFetcher, SmallFrame, decode_small, thumbnail
 from .ratelimit import CameraRateLimit
-from .scene import SceneDescription
+from .scene import SceneDescription, named
 
 log = logging.getLogger("vsa.captioner")
 SERVICE = "captioner"
@@ -35,8 +35,9 @@ SERVICE = "captioner"
 def keyframe_caption(
     keyframe: Keyframe, description: SceneDescription, captioner: str, thumbnail_jpeg: bytes
 ) -> Caption:
-    """The captions message of a keyframe: its description, the frame reference, the tracks
-    still in view, the kinds of the alerts behind it and the thumbnail."""
+    """The captions message of a keyframe: its description, the frame reference, the confirmed
+    tracks seen on it (never a lost or an unconfirmed one), the kinds of the alerts behind it and
+    the thumbnail."""
     return Caption(
         camera_id=keyframe.camera_id,
         frame_seq=keyframe.frame_seq,
@@ -44,7 +45,7 @@ def keyframe_caption(
         capture_ts=keyframe.capture_ts,
         text=description.text,
         objects=list(description.objects),
-        track_ids=[o.track_id for o in keyframe.objects if o.state != "lost"],
+        track_ids=[o.track_id for o in keyframe.objects if named(o)],
         alert_kinds=sorted({a.kind for a in keyframe.alerts}),
         captioner=captioner,
         thumbnail_jpeg=thumbnail_jpeg,

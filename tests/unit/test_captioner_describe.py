@@ -227,3 +227,14 @@ def test_an_alert_of_an_unknown_kind_is_an_error_not_crowding() -> None:
     alien = known.model_copy(update={"kind": "teleporting"})
     with pytest.raises(UnknownRuleKindError, match="unknown rule kind 'teleporting'"):
         describe(keyframe([obj(1, (10, 10, 50, 100))], [alien]), None)
+
+
+def test_a_caption_names_only_the_confirmed_tracks_seen_on_the_frame() -> None:
+    from vsa.services.captioner.service import keyframe_caption
+
+    seen = obj(1, (10, 10, 50, 100))
+    lost = obj(2, (100, 10, 140, 100)).model_copy(update={"state": "lost"})
+    tentative = obj(3, (200, 10, 240, 100)).model_copy(update={"state": "tentative"})
+    frame = keyframe([seen, lost, tentative])
+    caption = keyframe_caption(frame, describe(frame, None), "scene", b"\xff\xd8\xff\xd9")
+    assert caption.track_ids == [1]
