@@ -2,8 +2,9 @@
 zombie's.
 
 Why asynchronous: a synchronous commit while the group coordinator is unreachable blocks for the
-whole session timeout (45 s) and then fails with ``_WAIT_COORD`` (measured on librdkafka 2.16);
-the loop would stop serving SIGTERM, heartbeats of its liveness and its readiness meanwhile. An
+whole session timeout (45 s with librdkafka's default) and then fails with ``_WAIT_COORD``
+(measured on librdkafka 2.16); the loop would stop serving SIGTERM, heartbeats of its liveness
+and its readiness meanwhile. An
 asynchronous commit returns at once; librdkafka holds it until a coordinator answers (it went out
 0.5 s after the broker was back in the same measurement) and reports the outcome to
 :meth:`OffsetCommitter.on_commit`, which the consumer serves from ``consume()``.

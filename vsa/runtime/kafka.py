@@ -117,6 +117,10 @@ def producer_config(kafka: KafkaSettings, client_id: str, **overrides: Any) -> d
     return conf
 
 
+#: Group session timeout and heartbeat interval of vsa's consumers unless KAFKA_EXTRA sets them.
+CONSUMER_GROUP_TIMING = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 3_000}
+
+
 def consumer_config(
     kafka: KafkaSettings, client_id: str, group_id: str, **overrides: Any
 ) -> dict[str, Any]:
@@ -138,6 +142,14 @@ def consumer_config(
             "logger": client_logger(),
         }
     )
+    # After a broker outage longer than the session timeout librdkafka drops its member id and
+    # joins again as a new member, and the group waits for the old one to expire: recovery
+    # takes a whole session timeout (librdkafka's 45 s default: a detector resumed 46 s after
+    # the broker was back). 10 s (Kafka's default before 3.0) bounds that and the fail-over
+    # after a crash; heartbeats run in librdkafka's own thread, not the handler's.
+    # KAFKA_EXTRA may set both.
+    for key, value in CONSUMER_GROUP_TIMING.items():
+        conf.setdefault(key, value)
     conf.update(overrides)
     return conf
 

@@ -142,8 +142,6 @@ ACK_POLL_S = 0.5
 #: First delay before a batch whose outputs failed is handled again; doubles up to the max.
 RETRY_BACKOFF_S = 0.5
 RETRY_BACKOFF_MAX_S = 10.0
-#: librdkafka's default group session timeout (session.timeout.ms), milliseconds.
-SESSION_TIMEOUT_MS = 45_000
 #: Seconds between two log lines of the same librdkafka error (it repeats every reconnect).
 KAFKA_ERROR_LOG_EVERY_S = 30.0
 
@@ -181,7 +179,7 @@ class BatchLoop:
         )
         self.consumer = Consumer(conf)
         self.committer.consumer = self.consumer
-        session_s = float(conf.get("session.timeout.ms", SESSION_TIMEOUT_MS)) / 1000
+        session_s = float(conf["session.timeout.ms"]) / 1000
         self.freezes = FreezeWatch(freeze_threshold_s(session_s))
         self.batches = 0
         self._retries = 0
@@ -474,7 +472,7 @@ class BatchLoop:
             event(log, "stopped", service=self.config.service, batches=self.batches)
 
     def _close_consumer(self) -> None:
-        """``Consumer.close`` waits for commits in flight, for the session timeout (45 s) when
+        """``Consumer.close`` waits for commits in flight, for the session timeout when
         the coordinator is unreachable: bounded to ``stop_flush_s`` so SIGTERM ends the process;
         the group then sees this member leave when its session times out."""
         closer = threading.Thread(
