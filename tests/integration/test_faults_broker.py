@@ -13,27 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Message
 
-from vsa.devstack.health import wait_healthy
-from vsa.devstack.kafka import bootstrap_servers, kafka_health, start_kafka
-from vsa.devstack.procs import is_alive
-from vsa.devstack.procs import stop as stop_process
-from vsa.devstack.settings import DevstackSettings
-from vsa.devstack.tools import find_java
 from vsa.runtime.kafka import Output, Producer, ensure_topics
 from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
 from vsa.runtime.topics import TopicsSettings
@@ -41,6 +29,14 @@ from vsa.schemas import Caption, Detections, FrameMeta, Keyframe
 from vsa.services.ingest.config import CameraSpec, IngestSettings
 from vsa.services.ingest.service import IngestService
 
+from .pipeline_harness import (
+    STOP_BOUND_S,
+    OwnBroker,
+    ReadinessWatch,
+    ServiceProc,
+    codes_between,
+    own_broker,
+)
 from .test_cli import http_get
 from .test_ingest_live import free_port, wait_for
 
@@ -49,105 +45,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 #: How long the broker stays down: well past librdkafka's reconnect backoff and long enough that
 #: in-flight batches, commits and heartbeats all fail, as in the issue (20 s there).
 OUTAGE_S = 30.0
-#: SIGTERM must end a service within this long, outage or not (Kubernetes' default grace period).
-STOP_BOUND_S = 30.0
 FRAMES_BEFORE, FRAMES_AFTER = 120, 40
 #: Every KEYFRAME_EVERY-th frame becomes a keyframe (the tracker sends them sparsely too; the
 #: captioner reads each keyframe's JPEG back with one fetch round, about 0.25 s apiece here).
 KEYFRAME_EVERY = 4
 
 
-@dataclass
-class OwnBroker:
-    """A single KRaft broker of this test only: own ports, own data folder, own pid."""
-
-    settings: DevstackSettings
-    pid: int | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return bootstrap_servers(self.settings)
-
-    def start(self) -> None:
-        self.pid = start_kafka(self.settings, find_java())
-        pid = self.pid
-        result = wait_healthy(
-            f"test broker {self.bootstrap}",
-            lambda: kafka_health({"bootstrap.servers": self.bootstrap}, 2.0),
-            self.settings.kafka_start_timeout_s,
-            lambda: None if is_alive(pid) else "exited",
-        )
-        assert result.healthy, result.detail
-
-    def stop(self) -> None:
-        """SIGTERM by pid (SIGKILL only if it ignores that for the settings' stop timeout)."""
-        if self.pid is not None:
-            stop_process(self.pid, self.settings.stop_timeout_s)
-            self.pid = None
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[OwnBroker]:
-    ports = {free_port() for _ in range(4)}
-    while len(ports) < 4:
-        ports.add(free_port())
-    kafka_port, controller_port, os_port, os_transport = sorted(ports)
-    settings = load_settings(
-        DevstackSettings,
-        None,
-        kafka_port=kafka_port,
-        kafka_controller_port=controller_port,
-        opensearch_port=os_port,
-        opensearch_transport_port=os_transport,
-        state_dir=tmp_path / "broker",
-    )
-    own = OwnBroker(settings)
-    own.start()
-    try:
+    with own_broker(tmp_path / "broker") as own:
         yield own
-    finally:
-        own.stop()
-
-
-@dataclass
-class Service:
-    """A `vsa` service subprocess, its log file and what its /readyz answered over time."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-    readiness: list[tuple[float, int]] = field(default_factory=list)
-
-    def ready_code(self) -> int:
-        """/readyz's status code; 0 when nothing answered."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:
-                return int(resp.status)
-        except urllib.error.HTTPError as exc:  # 503 lands here (an OSError too)
-            return int(exc.code)
-        except OSError:
-            return 0
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def terminate(self) -> tuple[int, float]:
-        """SIGTERM; the exit code and the seconds it took (SIGKILL past the bound, code -9)."""
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=STOP_BOUND_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-            return -9, time.monotonic() - started
-        return code, time.monotonic() - started
 
 
 def start_service(
     name: str, command: str, env: dict[str, str], tmp_path: Path, prefix: str
-) -> Service:
+) -> ServiceProc:
     port = free_port()
     upper = command.upper()
     service_env = {
@@ -167,31 +79,7 @@ def start_service(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    return Service(name, proc, port, log_path)
-
-
-class ReadinessWatch:
-    """Polls every service's /readyz in a thread, recording (monotonic time, status code)."""
-
-    def __init__(self, services: list[Service]) -> None:
-        self.services = services
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> ReadinessWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for svc in self.services:
-                if svc.proc.poll() is None:
-                    svc.readiness.append((time.monotonic(), svc.ready_code()))
-            self._stop.wait(0.25)
+    return ServiceProc(name, command, proc, port, log_path)
 
 
 def read_all(kafka: KafkaSettings, topic: str, done: Callable[[list[Message]], bool]) -> None:
@@ -300,14 +188,6 @@ def caption_key(value: bytes) -> tuple[str, int]:
     return caption.camera_id, caption.frame_seq
 
 
-def is_ready(svc: Service) -> bool:
-    return svc.ready_code() == 200
-
-
-def codes_between(svc: Service, start: float, end: float) -> set[int]:
-    return {code for t, code in svc.readiness if start <= t <= end}
-
-
 def test_detector_and_captioner_ride_through_a_broker_outage(
     broker: OwnBroker, vtest: Path, tmp_path: Path
 ) -> None:
@@ -326,9 +206,9 @@ def test_detector_and_captioner_ride_through_a_broker_outage(
     doomed = start_service("captioner-stopped", "captioner", env, tmp_path, prefix)
     services = [detector, captioner, doomed]
     try:
-        with ReadinessWatch(services):
+        with ReadinessWatch(lambda: services):
             for svc in services:
-                wait_for(partial(is_ready, svc), 120, f"{svc.name} ready")
+                wait_for(svc.is_ready, 120, f"{svc.name} ready")
             push_frames(kafka, names, "cam-before", FRAMES_BEFORE, vtest)
             before = frames_in(kafka, names.name("frames"), FRAMES_BEFORE)
             push_keyframes(kafka, names, before)
@@ -358,7 +238,7 @@ def test_detector_and_captioner_ride_through_a_broker_outage(
             keyframes = {key for key in wanted if key[1] % KEYFRAME_EVERY == 0}
             captioned = keys_in(kafka, names.name("captions"), caption_key, keyframes)
             for svc in (detector, captioner):
-                wait_for(partial(is_ready, svc), 60, f"{svc.name} ready again")
+                wait_for(svc.is_ready, 60, f"{svc.name} ready again")
         for svc in (detector, captioner):
             assert svc.proc.poll() is None, f"{svc.name} died:\n{svc.log()[-5000:]}"
         stopped = {svc.name: svc.terminate() for svc in (detector, captioner)}
