@@ -18,7 +18,7 @@ from pydantic import StringConstraints
 
 from vsa.runtime.logs import event
 from vsa.runtime.redact import mask_url
-from vsa.schemas import FrameRef
+from vsa.schemas import ALERT_KINDS, FrameRef
 from vsa.schemas.common import ID_PATTERN, INT64_MAX, TOPIC_NAME_PATTERN
 from vsa.services.indexer.alert_history import MAX_ALERTS
 from vsa.services.indexer.mapping import alert_from_document
@@ -81,8 +81,8 @@ Classes = Annotated[
 Kinds = Annotated[
     list[ListValue] | None,
     Query(
-        max_length=4,
-        description="Alert kinds: zone_intrusion, line_crossing, loitering, crowding.",
+        max_length=len(ALERT_KINDS),
+        description=f"Alert kinds: {', '.join(ALERT_KINDS)}.",
     ),
 ]
 K = Annotated[int, Query(ge=1, le=MAX_K, description="Hits to return.")]

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from pydantic import Field, field_validator
 
-from vsa.schemas import Alert, AlertKind, CameraId, SchemaError
+from vsa.schemas import ALERT_KINDS, Alert, AlertKind, CameraId, SchemaError
 
 from .mapping import F_CAMERA, F_TIME, alert_from_document, ts_to_millis
 from .search import MAX_FILTER_VALUES, WindowQuery, _utc, opensearch_answers
@@ -28,7 +28,7 @@ class AlertQuery(WindowQuery):
     filter matches any of its values."""
 
     cameras: tuple[CameraId, ...] = Field((), max_length=MAX_FILTER_VALUES)
-    kinds: tuple[AlertKind, ...] = Field((), max_length=4)
+    kinds: tuple[AlertKind, ...] = Field((), max_length=len(ALERT_KINDS))
     since: datetime | None = Field(None, description="Alerts at or after (naive: UTC).")
     until: datetime | None = Field(None, description="Alerts at or before (naive: UTC).")
     limit: int = Field(20, ge=1, le=MAX_ALERTS, description="Newest alerts to return.")

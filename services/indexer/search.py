@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from typing_extensions import Self
 
 from vsa.runtime.redact import mask_url
-from vsa.schemas import AlertKind, CameraId, FrameRef
+from vsa.schemas import ALERT_KINDS, AlertKind, CameraId, FrameRef
 from vsa.schemas.codec import describe_validation_error
 from vsa.schemas.common import ClassName
 
@@ -152,7 +152,7 @@ class SearchQuery(BaseModel):
     classes: tuple[ClassName, ...] = Field(
         (), max_length=MAX_FILTER_VALUES, description="Object classes, e.g. person, car."
     )
-    alert_kinds: tuple[AlertKind, ...] = Field((), max_length=4)
+    alert_kinds: tuple[AlertKind, ...] = Field((), max_length=len(ALERT_KINDS))
     since: datetime | None = Field(None, description="Captured at or after (naive: UTC).")
     until: datetime | None = Field(None, description="Captured at or before (naive: UTC).")
     k: int = Field(10, ge=1, le=MAX_K, description="Hits to return.")

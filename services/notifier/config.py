@@ -11,7 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from typing_extensions import Self
 
 from vsa.runtime.settings import ServiceSettings
-from vsa.schemas import AlertKind
+from vsa.schemas import ALERT_KINDS, AlertKind
 
 #: Fields an MQTT topic template may use.
 TOPIC_FIELDS = ("camera_id", "kind", "rule_id", "class_name")
@@ -131,7 +131,7 @@ class NotifierSettings(ServiceSettings):
         description="Forward only the alerts of these camera ids; empty: every camera.",
     )
     kinds: tuple[AlertKind, ...] = Field(
-        (), max_length=4, description="Forward only these alert kinds; empty: all."
+        (), max_length=len(ALERT_KINDS), description="Forward only these alert kinds; empty: all."
     )
     idle_exit_s: float | None = Field(None, gt=0, description="Stop after this long idle (tools).")
 
