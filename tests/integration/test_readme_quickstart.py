@@ -91,7 +91,9 @@ class Walk:
             args += ["--max-frames", str(MAX_FRAMES)]
         return args
 
-    def foreground(self, args: list[str], line: str) -> str:
+    def foreground(self, args: list[str], line: str, not_yet: str | None = None) -> str:
+        """Run to the end; exit 0 required, except that a failure whose output holds
+        ``not_yet`` returns "" (what it reads does not exist yet)."""
         done = subprocess.run(
             [sys.executable, "-m", "vsa", *args],
             env=self.env,
@@ -102,6 +104,8 @@ class Walk:
             check=False,
         )
         out = done.stdout + done.stderr
+        if done.returncode != 0 and not_yet is not None and not_yet in out:
+            return ""
         assert done.returncode == 0, f"{line!r} exited {done.returncode}:\n{out[-4000:]}"
         return done.stdout
 
@@ -121,7 +125,8 @@ class Walk:
         deadline = time.monotonic() + LINE_TIMEOUT_S
         while True:
             self.check_jobs()
-            out = self.foreground(args, line)
+            # the indexer creates its indices at start: until then they "do not exist"
+            out = self.foreground(args, line, not_yet="does not exist")
             if ready(out) or time.monotonic() > deadline:
                 assert ready(out), f"{line!r} still shows nothing:\n{out[-3000:]}"
                 return out
