@@ -28,6 +28,13 @@ from vsa.runtime.settings import ConfigError, load_settings
 from .test_devstack_config import _props
 
 
+@pytest.fixture(autouse=True)
+def _without_devstack_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test stack's VSA_DEVSTACK_* (hstack env.sh) stays out: these tests set what they read."""
+    for name in [n for n in os.environ if n.startswith("VSA_DEVSTACK_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def three(tmp_path: Path) -> DevstackSettings:
     """Three nodes from 29092/29093 (the shared test stack's ports, never started here)."""

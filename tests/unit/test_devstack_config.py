@@ -26,6 +26,13 @@ def _props(text: str) -> dict[str, str]:
     return {key: value for key, value in pairs}
 
 
+@pytest.fixture(autouse=True)
+def _without_devstack_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test stack's VSA_DEVSTACK_* (hstack env.sh) stays out: these tests set what they read."""
+    for name in [n for n in os.environ if n.startswith("VSA_DEVSTACK_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> DevstackSettings:
     return DevstackSettings(

@@ -161,7 +161,7 @@ class _Process:
     pid_file: Path
     log_path: Path
     marker: str
-    ports: tuple[tuple[int, str], ...]
+    ports: tuple[tuple[int, str], ...]  # (port, the setting that moves it)
     start: Callable[[Java], int]
 
 
@@ -195,7 +195,7 @@ def _probe_opensearch(address: str, external: bool, timeout_s: float) -> Health:
 
 def _node_process(settings: DevstackSettings, node: kafka_mod.KafkaNode) -> _Process:
     shift = node.ports.client - settings.kafka_port
-    hint = "" if shift == 0 else f" ({node.name} uses it + {shift})"
+    hint = "=<port>" + ("" if shift == 0 else f" ({node.name} listens on that + {shift})")
     return _Process(
         name=node.name, address=node.bootstrap, pid_file=node.paths.pid_file,
         log_path=node.paths.log, marker=node.marker,
@@ -220,8 +220,9 @@ def _opensearch_component(settings: DevstackSettings) -> _Component:
     proc = _Process(
         name="opensearch", address=os_mod.opensearch_url(settings), pid_file=paths.pid_file,
         log_path=paths.log, marker=os_mod.cmd_marker(settings),
-        ports=((settings.opensearch_port, "VSA_DEVSTACK_OPENSEARCH_PORT"),
-               (settings.opensearch_transport_port, "VSA_DEVSTACK_OPENSEARCH_TRANSPORT_PORT")),
+        ports=((settings.opensearch_port, "VSA_DEVSTACK_OPENSEARCH_PORT=<port>"),
+               (settings.opensearch_transport_port,
+                "VSA_DEVSTACK_OPENSEARCH_TRANSPORT_PORT=<port>")),
         start=lambda java: os_mod.start_opensearch(settings, java),
     )  # fmt: skip
     return _Component(
@@ -242,13 +243,13 @@ def external_address(name: ComponentName) -> str | None:
 
 
 def _check_ports_free(comp: _Component, proc: _Process) -> None:
-    for port, env_name in proc.ports:
+    for port, setting in proc.ports:
         if port_in_use(port):
             owner = describe_listener(port)
             raise DevstackError(
                 f"cannot start {comp.label}: port {port} on 127.0.0.1 is already in use"
                 + (f" ({owner})" if owner else "")
-                + f". Stop that process or pick another port with {env_name}=<port>"
+                + f". Stop that process or pick another port with {setting}"
             )
 
 
