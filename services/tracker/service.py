@@ -324,12 +324,14 @@ class TrackerService:
         started = time.perf_counter()
         await self._expect_start(events)
         events = self._in_order(events)
-        if not await self._still_owned(events):
-            return
         records = [_record(ev) for ev in events]
         self.metrics.count_in(self.detections_name, len(records))
         plan = self.handler.handle(records, self._load)
         processed = time.perf_counter()
+        # Ownership is confirmed right before producing (a freeze during the handler counts)
+        # and again before the states are written (a freeze while waiting for acks).
+        if not await self._still_owned(events):
+            return
         if not await self._produce(plan) or not await self._still_owned(events):
             self._drop(events)
             return
@@ -360,17 +362,25 @@ class TrackerService:
                     self.guard.expect(tp, offset)
 
     async def _still_owned(self, events: Sequence[faust.EventT[Any]]) -> bool:
-        """True unless the process was frozen since ownership was last confirmed and the group
-        coordinator now refuses (or cannot take) a commit for the batch's partitions; such a
-        batch is dropped (``faults.still_owned``)."""
-        if not events or not self.freezes.suspect():
+        """True unless the group rebalanced since the batch's records were fetched (Faust's
+        generation moved on: the table may have changed under the batch), or the process was
+        frozen since ownership was last confirmed and the group coordinator now refuses (or
+        cannot take) a commit for the batch's partitions; such a batch is dropped
+        (``faults.still_owned``)."""
+        if not events:
+            return True
+        generation = self.app.consumer_generation_id
+        rebalanced = any(ev.message.generation_id != generation for ev in events)
+        if not rebalanced and not self.freezes.suspect():
             return True
         mark = self.freezes.mark()
         first: dict[tuple[str, int], int] = {}
         for ev in events:
             key = (ev.message.tp.topic, ev.message.tp.partition)
             first[key] = min(first.get(key, ev.message.offset), ev.message.offset)
-        outcome = await still_owned(self.app, first, self.settings.session_timeout_s)
+        outcome = "rebalanced"
+        if not rebalanced:
+            outcome = await still_owned(self.app, first, self.settings.session_timeout_s)
         if outcome == "owned":
             self.freezes.confirmed(mark)
             return True
