@@ -135,11 +135,14 @@ def load_index(names: IndexNames, docs: int) -> None:
 
 
 def drop_index(names: IndexNames) -> None:
+    """Delete every index and index template of the benchmark's prefix."""
     client = make_client(load_settings(OpenSearchSettings), 60)
-    client.indices.delete(index=names.captions_index, ignore_unavailable=True)
-    client.indices.delete(index=names.alerts_index, ignore_unavailable=True)
-    for name in (names.captions_index, names.alerts_index):
-        client.indices.delete_index_template(name=name, ignore=404)
+    pattern = f"{names.prefix}*"
+    for index in client.indices.get(index=pattern, ignore_unavailable=True, allow_no_indices=True):
+        client.indices.delete(index=index, ignore_unavailable=True)
+    templates = client.indices.get_index_template(name=pattern, ignore=404)
+    for template in templates.get("index_templates", []):
+        client.indices.delete_index_template(name=template["name"], ignore=404)
 
 
 def run_cases(args: argparse.Namespace, names: IndexNames) -> list[Case]:

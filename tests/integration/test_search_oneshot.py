@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vsa.runtime.settings import OpenSearchSettings, load_settings
+from vsa.runtime.settings import KafkaSettings, OpenSearchSettings, load_settings
 from vsa.services.indexer import embedder as embedder_module
 from vsa.services.indexer.embedder import make_embedder
 from vsa.services.indexer.mapping import caption_doc_id, caption_document
@@ -23,17 +23,17 @@ from vsa.services.indexer.settings import IndexerSettings, IndexNames, QueryEmbe
 from vsa.services.indexer.store import bulk, ensure_indices, make_client
 from vsa.services.indexer.synthetic import synthetic_caption
 
+from .test_secrets_pipeline import drop_everything_named
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def names(opensearch: OpenSearchSettings, unique_name: str) -> Iterator[IndexNames]:
-    names = IndexNames(prefix=f"{unique_name}-")
-    yield names
-    client = make_client(opensearch, 30)
-    for index in (names.captions_index, names.alerts_index):
-        client.indices.delete(index=index, ignore_unavailable=True)
-        client.indices.delete_index_template(name=index, ignore=404)
+def names(
+    kafka: KafkaSettings, opensearch: OpenSearchSettings, unique_name: str
+) -> Iterator[IndexNames]:
+    yield IndexNames(prefix=f"{unique_name}-")
+    drop_everything_named(kafka, opensearch, unique_name)
 
 
 def index_captions(opensearch: OpenSearchSettings, names: IndexNames, count: int) -> None:
