@@ -313,7 +313,7 @@ def test_tracker_waits_for_its_topics_then_gets_ready(
     ("service", "needed"),
     [
         ("captioner", ("keyframes", "dlq.captioner", "captions", "frames")),
-        ("indexer", ("captions", "alerts", "dlq.indexer")),
+        ("indexer", ("captions", "alerts", "counts", "dlq.indexer")),  # counts: on by default
     ],
 )
 def test_captioner_and_indexer_wait_for_their_topics(

@@ -71,3 +71,30 @@ def test_unknown_variable_is_one_structured_warning(
     records = [r for r in caplog.records if r.getMessage() == "unknown_setting_variable"]
     assert len(records) == 1
     assert records[0].__dict__["did_you_mean"] == "VSA_DETECTOR_MAX_BATCH"
+
+
+def test_records_go_to_the_stderr_of_the_moment_not_a_closed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CLI command run in-process sets logging up while a test runner's stderr is in place;
+    that stream is closed later, and records logged afterwards must still be written (they
+    failed with "I/O operation on closed file" in a CI run)."""
+    import io
+    import logging
+
+    from vsa.runtime.logs import event, setup_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    setup_logging("unit", "INFO")
+    event(logging.getLogger("unit"), "first_event")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    errors: list[BaseException] = []
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    monkeypatch.setattr(logging.Handler, "handleError", lambda _h, _r: errors.append(Exception()))
+    event(logging.getLogger("unit"), "second_event", camera_id="cam-1")
+    assert errors == []
+    assert "second_event" in second.getvalue()
+    assert "cam-1" in second.getvalue()

@@ -70,11 +70,25 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not to the stream it was
+    when logging was set up: a CLI command run in-process (tests, notebooks) may be handed a
+    stderr that is closed afterwards, and later records must not fail on it."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def setup_logging(service: str, level: str | None = None) -> None:
     """Configure the root logger once for a service process (stderr, key=value or JSON)."""
     global _SERVICE
     _SERVICE = service
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     fmt = os.environ.get("VSA_LOG_FORMAT", "kv").lower()
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
     root = logging.getLogger()
