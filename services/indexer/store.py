@@ -48,6 +48,12 @@ class BulkResponseError(Exception):
     """A bulk response that does not match its request (retried like a failed request)."""
 
 
+#: Connections kept open to the node: the client's default of one made concurrent callers (the
+#: API answering the console's thumbnail requests) open and drop a connection each time, with a
+#: urllib3 "Connection pool is full" warning per request.
+POOL_SIZE = 10
+
+
 def make_client(settings: OpenSearchSettings, timeout_s: float) -> Any:
     """An OpenSearch client that does not retry by itself (callers decide how to retry).
 
@@ -67,6 +73,7 @@ def make_client(settings: OpenSearchSettings, timeout_s: float) -> Any:
         timeout=timeout_s,
         max_retries=0,
         retry_on_timeout=False,
+        pool_maxsize=POOL_SIZE,
     )
 
 
