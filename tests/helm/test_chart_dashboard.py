@@ -2,8 +2,9 @@
 
 Its queries must name metrics and labels the services really register: the test builds every
 metrics class of the chart's services (the runtime's, the detector's, the tracker's, the
-indexer's, the notifier's) in a registry, derives the series names Prometheus sees (``_total``
-of a counter, ``_bucket``/``_sum``/``_count`` of a histogram) and checks each query against them.
+indexer's, the notifier's, the HTTP API's) in a registry, derives the series names Prometheus
+sees (``_total`` of a counter, ``_bucket``/``_sum``/``_count`` of a histogram) and checks each
+query against them.
 The chart renders it as a ConfigMap with the sidecar's label only when asked.
 """
 
@@ -43,6 +44,10 @@ REQUIRED = {
     "dropped frames": "vsa_frames_dropped_total",
     "commit failures": "vsa_commit_failures_total",
     "batch retries": "vsa_batch_retries_total",
+    "API requests by route and status": "vsa_api_requests_total",
+    "API latency": "vsa_api_request_seconds_bucket",
+    "API open live streams": "vsa_api_stream_clients",
+    "API alerts dropped for slow stream clients": "vsa_api_stream_dropped_total",
 }
 METRIC_NAME = re.compile(r"\bvsa_[a-z0-9_]+\b")
 GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
@@ -53,6 +58,7 @@ LEGEND_LABEL = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 
 def code_metrics() -> list[MetricWrapperBase]:
     """Every metric the services and the API register, built the way they build them."""
+    from vsa.services.api.metrics import ApiMetrics
     from vsa.services.detector.service import DetectorMetrics
     from vsa.services.indexer.handler import IndexerMetrics
     from vsa.services.notifier.service import NotifierMetrics
@@ -62,6 +68,7 @@ def code_metrics() -> list[MetricWrapperBase]:
     for extra in (DetectorMetrics, TrackerMetrics, IndexerMetrics, NotifierMetrics):
         base = ServiceMetrics("test")
         holders += [base, extra(base)]
+    holders.append(ApiMetrics())  # a registry of its own, no `service` label
     found = [v for holder in holders for v in vars(holder).values()]
     return [metric for metric in found if isinstance(metric, MetricWrapperBase)]
 
@@ -148,6 +155,9 @@ def test_the_metric_check_catches_a_wrong_name(series_labels: dict[str, frozense
     assert "vsa_consumer_lag_total" not in series_labels  # a gauge has no _total
     assert "camera_id" in series_labels["vsa_frames_dropped_total"]
     assert "camera_id" not in series_labels["vsa_consumer_lag"]
+    assert {"route", "method", "status"} == series_labels["vsa_api_requests_total"]
+    assert "service" not in series_labels["vsa_api_request_seconds_bucket"]
+    assert "vsa_api_stream_clients_total" not in series_labels  # a gauge
 
 
 def test_dashboard_structure(dashboard: dict[str, Any]) -> None:

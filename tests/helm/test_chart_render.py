@@ -362,17 +362,24 @@ def test_kafka_and_opensearch_secrets_wiring(render: Renderer) -> None:
         assert volumes["kafka-ca"]["secret"]["secretName"] == "vsa-kafka-cluster-ca-cert"
         mounts = {m["name"]: m for m in container(obj)["volumeMounts"]}
         assert mounts["kafka-ca"]["mountPath"] == "/etc/vsa/kafka-ca"
-        is_indexer = obj["metadata"]["name"] == "vsa-indexer"
-        assert ("OPENSEARCH_PASSWORD" in env) == is_indexer, obj["metadata"]["name"]
-    indexer_env = env_of(workload(rendered, "indexer"))
-    for var, key in (("OPENSEARCH_USERNAME", "username"), ("OPENSEARCH_PASSWORD", "password")):
-        assert indexer_env[var]["valueFrom"]["secretKeyRef"] == {
-            "name": "vsa-opensearch-credentials",
-            "key": key,
-        }
-    assert indexer_env["OPENSEARCH_URL"]["value"] == "https://vsa-search.opensearch:9200"
-    assert indexer_env["OPENSEARCH_CA_CERTS"]["value"] == "/etc/vsa/opensearch-ca/ca.crt"
-    assert indexer_env["VSA_INDEXER_HNSW__ENGINE"]["value"] == "faiss"
+        searches = obj["metadata"]["name"] in ("vsa-indexer", "vsa-api")
+        assert ("OPENSEARCH_PASSWORD" in env) == searches, obj["metadata"]["name"]
+    for component in ("indexer", "api"):  # the two OpenSearch clients
+        obj = workload(rendered, component)
+        os_env = env_of(obj)
+        for var, key in (("OPENSEARCH_USERNAME", "username"), ("OPENSEARCH_PASSWORD", "password")):
+            assert os_env[var]["valueFrom"]["secretKeyRef"] == {
+                "name": "vsa-opensearch-credentials",
+                "key": key,
+            }
+        assert os_env["OPENSEARCH_URL"]["value"] == "https://vsa-search.opensearch:9200"
+        assert os_env["OPENSEARCH_CA_CERTS"]["value"] == "/etc/vsa/opensearch-ca/ca.crt"
+        volumes = {v["name"]: v for v in obj["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["opensearch-ca"]["secret"]["secretName"] == "vsa-opensearch-http-ca"
+        mounts = {m["name"]: m["mountPath"] for m in container(obj)["volumeMounts"]}
+        assert mounts["opensearch-ca"] == "/etc/vsa/opensearch-ca", component
+    assert env_of(workload(rendered, "indexer"))["VSA_INDEXER_HNSW__ENGINE"]["value"] == "faiss"
+    assert env_of(workload(rendered, "api"))["VSA_SEARCH_HNSW__ENGINE"]["value"] == "faiss"
 
 
 def test_topic_prefix_and_consumer_groups(render: Renderer) -> None:
@@ -422,11 +429,22 @@ def test_service_monitor_and_network_policy(render: Renderer) -> None:
         for svc in rendered.of_kind("Service")
         if selector.items() <= svc["metadata"]["labels"].items()
     ]
-    assert sorted(selected) == sorted(name(c) for c in SERVICES)
-    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert sorted(selected) == sorted(name(c) for c in (*SERVICES, "api"))
+    # Each Service's metrics are on one endpoint: port "metrics", or the API's "http".
+    endpoints = {e["port"]: e["path"] for e in monitor["spec"]["endpoints"]}
+    assert endpoints == {"metrics": "/metrics", "http": "/metrics"}
+    for svc in rendered.of_kind("Service"):
+        if svc["metadata"]["name"] in selected:
+            assert {p["name"] for p in svc["spec"]["ports"]} & set(endpoints), svc
     policy = rendered.get("NetworkPolicy", "vsa")
-    ports = {p["port"] for p in policy["spec"]["ingress"][0]["ports"]}
+    metrics_rule, api_rule = policy["spec"]["ingress"]
+    ports = {p["port"] for p in metrics_rule["ports"]}
     assert ports == set(PORTS.values())
+    assert api_rule["ports"] == [{"port": 8088, "protocol": "TCP"}]
+    assert [peer["namespaceSelector"]["matchLabels"] for peer in api_rule["from"]] == [
+        {"kubernetes.io/metadata.name": "ingress-nginx"},
+        {"kubernetes.io/metadata.name": "monitoring"},
+    ]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     egress_ports = [p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]]
     assert 53 in egress_ports
@@ -518,3 +536,83 @@ def test_large_numbers_are_not_rendered_in_exponent_form(render: Renderer) -> No
     assert trigger["metadata"]["lagThreshold"] == "5000000"
     job_env = env_of(rendered.get("Job", "vsa-topics"))
     assert job_env["VSA_TOPICS_FRAMES_RETENTION_MS"]["value"] == "7200000"
+
+
+# -- the HTTP API and console ----------------------------------------------------------------
+
+
+def test_the_api_is_off_by_default_and_its_ingress_too(render: Renderer) -> None:
+    assert not [n for n in render().names() if "api" in n.split("/")[1]]
+    rendered = render(sets=["api.enabled=true", "api.allowOpenExposure=true"])
+    assert {"Deployment/vsa-api", "Service/vsa-api"} <= set(rendered.names())
+    assert not rendered.of_kind("Ingress")
+    assert "PodDisruptionBudget/vsa-api" not in rendered.names()
+    assert yaml.safe_load(rendered.get("ConfigMap", "vsa-config")["data"]["api.yaml"]) == {}
+
+
+def test_the_api_pod_service_and_ingress(render: Renderer) -> None:
+    rendered = render(PROFILES["gpu"])
+    api = workload(rendered, "api")
+    c = container(api)
+    assert api["spec"]["replicas"] == 2
+    # No GPU, no partition to wait for: a new pod comes up before an old one goes.
+    assert api["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert c["image"] == "registry.example.com/vsa:0.1.0"
+    assert c["args"][0] == "console"
+    assert c["ports"] == [{"name": "http", "containerPort": 8088, "protocol": "TCP"}]
+    # The API's own probe paths (services/api/routes.py ops_routes), on its HTTP port.
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    annotations = api["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "8088"
+    env = env_of(api)
+    assert "VSA_API_METRICS_PORT" not in env
+    assert env["VSA_API_AUTH__MODE"]["value"] == "basic"
+    assert env["VSA_API_AUTH__USERNAME"]["value"] == "operator"
+    assert env["VSA_API_AUTH__PASSWORD"] == {
+        "name": "VSA_API_AUTH__PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "vsa-console-login", "key": "password"}},
+    }
+    assert "VSA_API_ALLOW_OPEN_EXPOSURE" not in env
+    service = rendered.get("Service", "vsa-api")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8088, "targetPort": "http", "protocol": "TCP"}
+    ]
+    pod_labels = api["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    ingress = rendered.get("Ingress", "vsa-api")
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert spec["tls"] == [{"hosts": ["vsa.example.com"], "secretName": "vsa-console-tls"}]
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    (rule,) = spec["rules"]
+    assert rule["host"] == "vsa.example.com"
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    assert path["backend"]["service"] == {"name": "vsa-api", "port": {"name": "http"}}
+    pdb = rendered.get("PodDisruptionBudget", "vsa-api")
+    assert pdb["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+
+
+def test_the_api_without_the_console(render: Renderer) -> None:
+    sets = [
+        "api.enabled=true",
+        "api.console=false",
+        "api.auth.mode=api_key",
+        "api.auth.apiKeySecret.name=vsa-api-key",
+        "api.ingress.enabled=true",
+    ]
+    rendered = render(sets=sets)
+    api = workload(rendered, "api")
+    assert container(api)["args"][0] == "search-api"
+    assert env_of(api)["VSA_API_AUTH__API_KEY"] == {
+        "name": "VSA_API_AUTH__API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "vsa-api-key", "key": "api-key"}},
+    }
+    ingress = rendered.get("Ingress", "vsa-api")
+    kubernetes_validate.validate(ingress, KUBERNETES_VERSION, strict=True)
+    assert "host" not in ingress["spec"]["rules"][0]
+    assert "tls" not in ingress["spec"]
+    assert "ingressClassName" not in ingress["spec"]

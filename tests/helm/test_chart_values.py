@@ -134,6 +134,28 @@ def refused(run_helm: HelmRunner, sets: list[str], files: tuple[str, ...] = ()) 
             ["cameras:=[]", "ingest.fromCameraConfig=true", "ingest.replicas=9"],
             "vsa: ingest replicas 9 exceeds topics.partitions 8",
         ),
+        (
+            ["api.enabled=true"],
+            "vsa: api.enabled is true but api.auth.mode is none: the API listens on the pod's "
+            "address and refuses to serve without credentials",
+        ),
+        (
+            ["api.enabled=true", "api.auth.mode=api_key", "api.console=false"],
+            "vsa: api.auth.mode is api_key but api.auth.apiKeySecret.name is empty",
+        ),
+        (
+            ["api.enabled=true", "api.auth.mode=api_key", "api.auth.apiKeySecret.name=k"],
+            "vsa: api.console is true but api.auth.mode is api_key: a browser cannot send an API "
+            "key",
+        ),
+        (
+            ["api.enabled=true", "api.auth.mode=basic", "api.auth.username=operator"],
+            "vsa: api.auth.mode is basic but api.auth.passwordSecret.name is empty",
+        ),
+        (
+            ["api.enabled=true", "api.auth.mode=basic", "api.auth.passwordSecret.name=p"],
+            "vsa: api.auth.mode is basic but it has no user name",
+        ),
     ],
     ids=lambda value: value[0] if isinstance(value, list) else None,
 )
@@ -176,6 +198,20 @@ def test_an_existing_profile_becomes_invalid_when_partitions_shrink(run_helm: He
         ),
         (["opensearch.url=opensearch:9200"], "at '/opensearch/url'"),
         (["indexer.knnEngine=annoy"], "at '/indexer/knnEngine': value must be one of"),
+        (["api.enabled=yes"], "at '/api/enabled': got string, want boolean"),
+        (["api.port=http"], "at '/api/port': got string, want integer"),
+        (["api.port=0"], "at '/api/port': minimum: got 0, want 1"),
+        (["api.auth.mode=token"], "at '/api/auth/mode': value must be one of"),
+        # Credentials are never values: there is no key to put a password or an API key in.
+        (["api.auth.password=hunter2hunter2"], "at '/api/auth': additional properties 'password'"),
+        (["api.auth.apiKey=0123456789abcdef"], "at '/api/auth': additional properties 'apiKey'"),
+        (["api.ingress.hostname=x"], "at '/api/ingress': additional properties 'hostname'"),
+        (["api.ingress.host=https://vsa.example.com"], "at '/api/ingress/host'"),
+        (
+            ['api.ingress.tls:=[{"secretName": "t", "host": "vsa.example.com"}]'],
+            "at '/api/ingress/tls/0': additional properties 'host' not allowed",
+        ),
+        (["api.allowOpenExposure=yes"], "at '/api/allowOpenExposure': got string, want boolean"),
     ],
     ids=lambda value: value[0] if isinstance(value, list) else None,
 )
@@ -183,3 +219,13 @@ def test_schema_rejects_wrong_values(run_helm: HelmRunner, sets: list[str], mess
     stderr = refused(run_helm, sets)
     assert "values don't meet the specifications of the schema" in stderr, stderr
     assert message in stderr, stderr
+
+
+def test_the_api_renders_with_credentials_or_open_exposure_only(render: Renderer) -> None:
+    """The refusals above leave exactly these ways to turn the API on."""
+    for sets in (
+        ["api.auth.mode=basic", "api.auth.username=op", "api.auth.passwordSecret.name=p"],
+        ["api.auth.mode=api_key", "api.auth.apiKeySecret.name=k", "api.console=false"],
+        ["api.allowOpenExposure=true"],
+    ):
+        assert "Deployment/vsa-api" in render(sets=["api.enabled=true", *sets]).names(), sets

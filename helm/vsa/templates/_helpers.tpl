@@ -161,10 +161,25 @@ Kafka connection for every container: KAFKA_* variables, secrets by secretKeyRef
 {{- end }}
 {{- end -}}
 
+{{/* The OpenSearch CA Secret as a volume and its mount (indexer, api); empty without one. */}}
+{{- define "vsa.opensearchCaVolume" -}}
+{{- with .Values.opensearch.caSecret -}}
+{{- if .name -}}
+{{- toYaml (list (dict "name" "opensearch-ca" "secret" (dict "secretName" .name "items" (list (dict "key" .key "path" .key))))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vsa.opensearchCaVolumeMount" -}}
+{{- if .Values.opensearch.caSecret.name -}}
+{{- toYaml (list (dict "name" "opensearch-ca" "mountPath" "/etc/vsa/opensearch-ca" "readOnly" true)) -}}
+{{- end -}}
+{{- end -}}
+
 {{/*
 Environment of one service container. Args: (dict "root" $ "component" "detector" "svc" .Values.detector)
-The chart sets the metrics port, topic prefix and (for consumers) the group explicitly, so probes,
-Services and KEDA agree with what the process does.
+The chart sets the metrics port (the API has none: its HTTP port serves /metrics), topic prefix and
+(for consumers) the group explicitly, so probes, Services and KEDA agree with what the process does.
 */}}
 {{- define "vsa.serviceEnv" -}}
 {{- $p := printf "VSA_%s_" (upper .component) -}}
@@ -178,8 +193,10 @@ Services and KEDA agree with what the process does.
   value: /tmp
 - name: XDG_CACHE_HOME
   value: /tmp/.cache
+{{- if hasKey .svc "metricsPort" }}
 - name: {{ $p }}METRICS_PORT
   value: {{ .svc.metricsPort | int | quote }}
+{{- end }}
 - name: {{ $p }}TOPICS__PREFIX
   value: {{ $root.Values.topics.prefix | quote }}
 {{- if hasKey .svc "groupId" }}
@@ -195,12 +212,25 @@ Services and KEDA agree with what the process does.
 {{- end }}
 {{- end -}}
 
+{{/*
+The one port a service's container listens on, as YAML {name, number}: "metrics" (metricsPort:
+/metrics, /healthz, /readyz) for the pipeline services, "http" (port) for the API, which serves
+those paths beside its own. Args: (dict "svc" .Values.detector)
+*/}}
+{{- define "vsa.podPort" -}}
+{{- if hasKey .svc "metricsPort" -}}
+{{- toYaml (dict "name" "metrics" "number" (int .svc.metricsPort)) -}}
+{{- else -}}
+{{- toYaml (dict "name" "http" "number" (int .svc.port)) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Pod annotations: Prometheus scraping and a checksum of the service's own configuration. */}}
 {{- define "vsa.podAnnotations" -}}
 checksum/config: {{ .checksum }}
 {{- if .root.Values.metrics.podAnnotations }}
 prometheus.io/scrape: "true"
-prometheus.io/port: {{ .svc.metricsPort | int | quote }}
+prometheus.io/port: {{ (include "vsa.podPort" . | fromYaml).number | quote }}
 prometheus.io/path: /metrics
 {{- end }}
 {{- with .svc.podAnnotations }}
@@ -210,17 +240,18 @@ prometheus.io/path: /metrics
 
 {{/* Liveness on /healthz, readiness on /readyz, a startup probe for slow model loading. */}}
 {{- define "vsa.probes" -}}
+{{- $port := (include "vsa.podPort" . | fromYaml).name -}}
 startupProbe:
-  httpGet: {path: /healthz, port: metrics}
+  httpGet: {path: /healthz, port: {{ $port }}}
   periodSeconds: 5
   failureThreshold: {{ .svc.probes.startupFailureThreshold }}
 livenessProbe:
-  httpGet: {path: /healthz, port: metrics}
+  httpGet: {path: /healthz, port: {{ $port }}}
   periodSeconds: 10
   timeoutSeconds: 3
   failureThreshold: 3
 readinessProbe:
-  httpGet: {path: /readyz, port: metrics}
+  httpGet: {path: /readyz, port: {{ $port }}}
   periodSeconds: 5
   timeoutSeconds: 3
   failureThreshold: 3
@@ -301,9 +332,10 @@ containers:
       {{- with .env }}
       {{- . | nindent 6 }}
       {{- end }}
+    {{- $port := include "vsa.podPort" . | fromYaml }}
     ports:
-      - name: metrics
-        containerPort: {{ $svc.metricsPort }}
+      - name: {{ $port.name }}
+        containerPort: {{ $port.number }}
         protocol: TCP
     {{- include "vsa.probes" . | nindent 4 }}
     resources:
@@ -398,8 +430,9 @@ every ingest.shards entry. Each becomes one Deployment with its own cameras file
 {{- end -}}
 
 {{/*
-Deployment of a Kafka consumer service (detector, captioner, indexer, notifier): replicas unless
-an autoscaler owns them (a service without `autoscaling` values has none). Args: as vsa.podSpec.
+Deployment of a Kafka consumer service (detector, captioner, indexer, notifier, api): replicas
+unless an autoscaler owns them (a service without `autoscaling` values has none). Args: as
+vsa.podSpec, plus an optional "rollingUpdate" (dict) replacing the default no-surge one.
 */}}
 {{- define "vsa.consumerDeployment" -}}
 {{- $root := .root -}}
@@ -419,9 +452,13 @@ spec:
   strategy:
     type: RollingUpdate
     rollingUpdate:
+      {{- with .rollingUpdate }}
+      {{- toYaml . | nindent 6 }}
+      {{- else }}
       # Never more pods than now: a surge pod may find no free GPU or no free partition.
       maxSurge: 0
       maxUnavailable: 1
+      {{- end }}
   selector:
     matchLabels:
       {{- include "vsa.selectorLabels" . | nindent 6 }}
@@ -433,7 +470,7 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       annotations:
-        {{- include "vsa.podAnnotations" (dict "root" $root "svc" $svc "checksum" ($svc.config | toYaml | sha256sum)) | nindent 8 }}
+        {{- include "vsa.podAnnotations" (dict "root" $root "svc" $svc "checksum" (default ($svc.config | toYaml) .configYaml | sha256sum)) | nindent 8 }}
     spec:
       {{- include "vsa.podSpec" . | nindent 6 }}
 {{- end -}}
@@ -454,4 +491,23 @@ tls: enable
 {{- define "vsa.kedaNeedsAuth" -}}
 {{- $k := .Values.kafka -}}
 {{- if or (hasPrefix "SASL_" $k.securityProtocol) $k.tls.caSecret.name $k.tls.clientSecret.name -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The API's --config file (SearchSettings keys): api.config over the indexer.config keys search must
+share with the indexer (index names, the embedding model folder), so the API searches the indices
+the indexer writes with the model that embedded them.
+*/}}
+{{- define "vsa.apiConfig" -}}
+{{- $indexer := default (dict) .Values.indexer.config -}}
+{{- $shared := dict -}}
+{{- with $indexer.index -}}
+{{- $_ := set $shared "index" (deepCopy .) -}}
+{{- end -}}
+{{- if and $indexer.embedding (kindIs "map" $indexer.embedding) -}}
+{{- with $indexer.embedding.model_path -}}
+{{- $_ := set $shared "embedding" (dict "model_path" .) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $shared (deepCopy (default (dict) .Values.api.config))) -}}
 {{- end -}}

@@ -10,6 +10,7 @@ values.schema.json checks types and ranges; these checks need more than one valu
 {{- end -}}
 {{- include "vsa.validate.tracker" . -}}
 {{- include "vsa.validate.notifier" . -}}
+{{- include "vsa.validate.api" . -}}
 {{- range $component := list "detector" "captioner" -}}
 {{- include "vsa.validate.gpu" (dict "root" $ "component" $component "svc" (index $.Values $component)) -}}
 {{- end -}}
@@ -136,6 +137,35 @@ values.schema.json checks types and ranges; these checks need more than one valu
 {{- end -}}
 {{- if and .Values.validation.partitions (gt (int $n.replicas) (int .Values.topics.partitions)) -}}
 {{- fail (printf "vsa: notifier replicas %d exceeds topics.partitions %d: the extra pods would get no alerts partition" (int $n.replicas) (int .Values.topics.partitions)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The API listens on 0.0.0.0 in its pod, which it refuses to do without credentials unless told it
+sits behind something that authenticates (services/api/settings.py exposure_problem): refuse the
+same values here, at install time, instead of a pod in CrashLoopBackOff.
+*/}}
+{{- define "vsa.validate.api" -}}
+{{- $a := .Values.api -}}
+{{- if $a.enabled -}}
+{{- $auth := $a.auth -}}
+{{- if and (eq $auth.mode "none") (not $a.allowOpenExposure) -}}
+{{- fail "vsa: api.enabled is true but api.auth.mode is none: the API listens on the pod's address and refuses to serve without credentials. Set api.auth.mode to basic (with api.auth.passwordSecret) or api_key (with api.auth.apiKeySecret), or set api.allowOpenExposure=true only if an authenticating proxy or ingress is the sole way in" -}}
+{{- end -}}
+{{- if and (eq $auth.mode "api_key") (not $auth.apiKeySecret.name) -}}
+{{- fail "vsa: api.auth.mode is api_key but api.auth.apiKeySecret.name is empty: name an existing Secret holding the key (the chart never takes credentials as values)" -}}
+{{- end -}}
+{{- if and (eq $auth.mode "api_key") $a.console -}}
+{{- fail "vsa: api.console is true but api.auth.mode is api_key: a browser cannot send an API key with images and live streams (vsa console refuses it). Use api.auth.mode=basic, or api.console=false to serve the API alone" -}}
+{{- end -}}
+{{- if eq $auth.mode "basic" -}}
+{{- if not $auth.passwordSecret.name -}}
+{{- fail "vsa: api.auth.mode is basic but api.auth.passwordSecret.name is empty: name an existing Secret holding the password (the chart never takes credentials as values)" -}}
+{{- end -}}
+{{- if not (or $auth.username $auth.usernameSecret.name) -}}
+{{- fail "vsa: api.auth.mode is basic but it has no user name: set api.auth.username or api.auth.usernameSecret.name" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
