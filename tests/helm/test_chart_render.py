@@ -378,6 +378,14 @@ def test_kafka_and_opensearch_secrets_wiring(render: Renderer) -> None:
         assert volumes["opensearch-ca"]["secret"]["secretName"] == "vsa-opensearch-http-ca"
         mounts = {m["name"]: m["mountPath"] for m in container(obj)["volumeMounts"]}
         assert mounts["opensearch-ca"] == "/etc/vsa/opensearch-ca", component
+    # The hook's indices container reads the same CA file (its OPENSEARCH_CA_CERTS).
+    hook = rendered.get("Job", "vsa-topics")["spec"]["template"]["spec"]
+    indices = hook["containers"][1]
+    ca_file = {e["name"]: e.get("value") for e in indices["env"]}["OPENSEARCH_CA_CERTS"]
+    mounts = {m["name"]: m["mountPath"] for m in indices["volumeMounts"]}
+    assert ca_file.startswith(mounts["opensearch-ca"] + "/")
+    volumes = {v["name"]: v for v in hook["volumes"]}
+    assert volumes["opensearch-ca"]["secret"]["secretName"] == "vsa-opensearch-http-ca"
     assert env_of(workload(rendered, "indexer"))["VSA_INDEXER_HNSW__ENGINE"]["value"] == "faiss"
     assert env_of(workload(rendered, "api"))["VSA_SEARCH_HNSW__ENGINE"]["value"] == "faiss"
 

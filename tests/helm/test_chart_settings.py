@@ -118,12 +118,17 @@ def test_the_topics_job_settings(
 
 
 def test_the_hook_sets_up_the_indices_with_the_indexers_settings(
-    render: Renderer, monkeypatch: pytest.MonkeyPatch
+    render: Renderer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from vsa.services.indexer.settings import IndexerSettings
 
-    sets = ["indexer.config.hnsw.m=24", "indexer.config.consume_alerts=false"]
-    job = render(sets=sets).get("Job", "vsa-topics")
+    sets = [
+        "indexer.config.hnsw.m=24",
+        "indexer.config.consume_alerts=false",
+        "indexer.indexPrefix=site-a-",
+    ]
+    rendered = render(sets=sets)
+    job = rendered.get("Job", "vsa-topics")
     containers = {c["name"]: c for c in job["spec"]["template"]["spec"]["containers"]}
     assert containers["indices"]["args"] == ["indexer", "--init-only"]
     env = use_env(monkeypatch, containers["indices"])
@@ -131,6 +136,18 @@ def test_the_hook_sets_up_the_indices_with_the_indexers_settings(
     assert settings.hnsw.m == 24
     assert settings.consume_alerts is False
     assert settings.opensearch.url == env["OPENSEARCH_URL"]
+    # The indices the hook creates are the ones the indexer's Deployment writes, with its engine
+    # (a k-NN index keeps the engine it was created with).
+    use_env(
+        monkeypatch,
+        rendered.get("Deployment", "vsa-indexer")["spec"]["template"]["spec"]["containers"][0],
+    )
+    (tmp_path / "indexer.yaml").write_text(
+        rendered.get("ConfigMap", "vsa-config")["data"]["indexer.yaml"]
+    )
+    deployed = load_settings(IndexerSettings, tmp_path / "indexer.yaml")
+    assert (settings.hnsw, settings.index) == (deployed.hnsw, deployed.index)
+    assert (settings.hnsw.engine, settings.index.captions_index) == ("faiss", "site-a-captions")
     without = render(sets=["indexer.enabled=false"]).get("Job", "vsa-topics")
     assert [c["name"] for c in without["spec"]["template"]["spec"]["containers"]] == ["topics"]
 
