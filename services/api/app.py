@@ -102,7 +102,9 @@ def install_error_handlers(app: FastAPI) -> None:
 def create_app(
     parts: ApiParts, auth: AuthSettings | None = None, metrics: ApiMetrics | None = None
 ) -> FastAPI:
-    """The API over ``parts``; with ``auth`` every path but the probes needs its credentials."""
+    """The API over ``parts``. With ``auth`` every data path (search, alerts, cameras, frames)
+    needs its credentials; the probes, ``/metrics``, ``/docs``, ``/redoc``, ``/openapi.json``
+    and the console's static files (no data in any of them) stay open."""
     metrics = metrics or ApiMetrics()
     app = FastAPI(
         title="vsa",
