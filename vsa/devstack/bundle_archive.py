@@ -105,6 +105,30 @@ def _staged(path: Path, scratch: Path) -> Path:
     return dest
 
 
+class _Counted(io.RawIOBase):
+    """A file read through :class:`Progress`, each byte counted as ``scale`` bytes (the size of
+    the original when a stored repack is read)."""
+
+    def __init__(self, raw: IO[bytes], progress: Progress, scale: float) -> None:
+        self.raw, self.progress, self.scale = raw, progress, scale
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.progress.add(int(len(data) * self.scale))
+        return data
+
+
+def _add_file(
+    tar: tarfile.TarFile, path: Path, arcname: str, progress: Progress, original_size: int
+) -> None:
+    info = tar.gettarinfo(str(path), arcname)
+    if not info.isfile():  # a symlink (the runtime's legal/ notices)
+        tar.addfile(info)
+        return
+    with path.open("rb") as fh:
+        tar.addfile(info, _Counted(fh, progress, original_size / max(info.size, 1)))
+
+
 def _open_tar_writer(out: IO[bytes], compression: Compression, level: int) -> tarfile.TarFile:
     if compression == "xz":
         return tarfile.TarFile.xzopen(None, "w", fileobj=out, preset=level)
@@ -131,11 +155,10 @@ def pack_part(
             for file in _files_under(here):
                 staged = _staged(file, Path(scratch))
                 arcname = entry if file == here else f"{entry}/{file.relative_to(here)}"
-                tar.add(staged, arcname=arcname, recursive=False)
+                _add_file(tar, staged, arcname, progress, file.stat().st_size)
                 files, unpacked = files + 1, unpacked + staged.stat().st_size
                 if staged != file:
                     staged.unlink()
-                progress.add(file.stat().st_size)
     size, sha = file_digest(path)
     part = BundlePart(
         name=source.name, member=f"parts/{path.name}", compression=compression, sha256=sha,
