@@ -39,6 +39,7 @@ DEVSTACK_ACTIONS = {
     "down": "stop exactly what 'up' started (never an external cluster)",
     "status": "endpoints, pids and health; exit 1 if a part is unhealthy",
     "fetch": "only download and cache Kafka and OpenSearch (to use offline)",
+    "bundle": "write one offline archive: Java runtime, Kafka, OpenSearch, wheels, models",
 }
 TOPICS_ACTIONS = {
     "create": "create the prefix's missing topics (existing ones are left alone)",
@@ -53,6 +54,20 @@ def _devstack(args: argparse.Namespace) -> int:
 
     overrides = {"brokers": args.brokers} if args.brokers is not None else {}
     settings = load_settings(DevstackSettings, None, **overrides)
+    if args.bundle is not None and args.action != "up":
+        print(
+            "vsa devstack: --bundle goes with up (to make one: vsa devstack bundle)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.action == "bundle":
+        from vsa.devstack.bundle_cli import bundle_command
+
+        return bundle_command(args, settings)
+    if args.action == "up" and args.bundle is not None:
+        from vsa.devstack.bundle_cli import up_from_bundle
+
+        return up_from_bundle(args, settings)
     if args.action == "up":
         info = stack.up(
             kafka=not args.no_kafka, opensearch=not args.no_opensearch, settings=settings
@@ -193,16 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("devstack", help="Local Kafka + OpenSearch: up, down, status, fetch.")
+    p = sub.add_parser(
+        "devstack", help="Local Kafka + OpenSearch: up, down, status, fetch, offline bundle."
+    )
     add_action_argument(p, DEVSTACK_ACTIONS)
-    p.add_argument("--no-kafka", action="store_true", help="up: leave Kafka out.")
-    p.add_argument("--no-opensearch", action="store_true", help="up: leave OpenSearch out.")
+    p.add_argument("--no-kafka", action="store_true", help="up, bundle: leave Kafka out.")
+    p.add_argument("--no-opensearch", action="store_true", help="up, bundle: leave OpenSearch out.")
     p.add_argument(
         "--brokers",
         type=int,
         help="up: Kafka nodes (env VSA_DEVSTACK_BROKERS, default 1); 3 gives topics "
         "replication factor 3 and min.insync.replicas 2. down stops every node.",
     )
+    from vsa.devstack.bundle_cli import add_bundle_arguments
+
+    add_bundle_arguments(p)
     p.set_defaults(func=_devstack)
 
     p = sub.add_parser(

@@ -192,14 +192,39 @@ def runtime_user(settings: DevstackSettings) -> RunAs | None:
     return RunAs(user=name, uid=entry.pw_uid, gid=entry.pw_gid)
 
 
+def _can_enter(folder: Path, run_as: RunAs) -> bool:
+    st = folder.stat()
+    return bool(
+        st.st_mode & stat.S_IXOTH or (st.st_uid == run_as.uid and st.st_mode & stat.S_IXUSR)
+    )
+
+
+def java_for(java: Java, run_as: RunAs | None, root: Path) -> Java:
+    """``java``, or when OpenSearch runs as ``run_as`` and cannot reach it (a bundled runtime in
+    root's cache, ``/root/.cache/vsa/java-runtime``), a copy in the node's folder, made once."""
+    if run_as is None or all(_can_enter(f, run_as) for f in (java.home, *java.home.parents)):
+        return java
+    copy = root / "java-runtime"
+    if not is_complete(copy):
+        log.info(
+            "copying the Java runtime where OpenSearch's user reaches it", extra={"to": str(copy)}
+        )
+        partial = copy.with_name(copy.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(java.home, partial, symlinks=True)
+        (partial / MARKER).write_text(f"copy of {java.home}\n")
+        partial.rename(copy)
+    return Java(executable=copy / "bin" / "java", home=copy, major=java.major)
+
+
 def _check_reachable(root: Path, run_as: RunAs) -> None:
     for parent in root.parents:
-        st = parent.stat()
-        if st.st_mode & stat.S_IXOTH or (st.st_uid == run_as.uid and st.st_mode & stat.S_IXUSR):
+        if _can_enter(parent, run_as):
             continue
         raise DevstackError(
             f"OpenSearch runs as {run_as.user}, who cannot enter {parent} "
-            f"(mode {stat.filemode(st.st_mode)}), so it cannot reach {root}: set "
+            f"(mode {stat.filemode(parent.stat().st_mode)}), so it cannot reach {root}: set "
             "VSA_DEVSTACK_OPENSEARCH_DIR to a folder outside it (default /var/lib/vsa-devstack)"
         )
 
@@ -252,6 +277,7 @@ def start_opensearch(settings: DevstackSettings, java: Java) -> int:
     install_opensearch(settings, java)
     for folder in (paths.data, paths.logs, paths.tmp, paths.state):
         folder.mkdir(parents=True, exist_ok=True)
+    java = java_for(java, run_as, paths.root)
     if run_as is not None:
         _chown_tree(paths.root, run_as)
     heap = f"{settings.opensearch_heap_mb}m"

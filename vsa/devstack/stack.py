@@ -21,6 +21,7 @@ from vsa.devstack import kafka as kafka_mod
 from vsa.devstack import opensearch as os_mod
 from vsa.devstack.errors import DevstackError
 from vsa.devstack.health import Health, ProcessEndedError, wait_healthy
+from vsa.devstack.java_runtime import bundled_java
 from vsa.devstack.procs import (
     describe_listener,
     exit_code,
@@ -304,7 +305,7 @@ class _Bringup:
                 log.info("%s already running", proc.name, extra={"pid": pid})
                 self.pids[proc.name] = pid
 
-    def start_missing(self, comps: list[_Component]) -> None:
+    def start_missing(self, comps: list[_Component], cache_dir: Path) -> None:
         """Check everything that could stop a start first (ports, users, Java), then start,
         noting each started process at once (so a failure later can stop it again)."""
         missing = [
@@ -319,7 +320,7 @@ class _Bringup:
             comp.preflight()
         if not missing:
             return
-        java = find_java()
+        java = find_java(bundled_java(cache_dir))
         procs = [proc for _, group in missing for proc in group]
         # in parallel: each Kafka node formats its storage with a JVM of its own first
         with ThreadPoolExecutor(len(procs), thread_name_prefix="devstack-start") as pool:
@@ -437,7 +438,7 @@ def up(
                 bringup.find(comp)
             if kafka and "kafka" not in bringup.external:
                 _refuse_other_kafka(settings)
-            bringup.start_missing(comps)
+            bringup.start_missing(comps, settings.cache_dir)
             for comp in comps:
                 wait_s = comp.timeout_s if timeout_s is None else timeout_s
                 _wait(comp, bringup.endpoint(comp), wait_s)
@@ -506,7 +507,9 @@ def fetch(
         if kafka:
             folders.append(kafka_mod.fetch_kafka(settings))
         if opensearch:
-            folders.append(os_mod.install_opensearch(settings, find_java()))
+            folders.append(
+                os_mod.install_opensearch(settings, find_java(bundled_java(settings.cache_dir)))
+            )
     return folders
 
 

@@ -15,7 +15,8 @@ MIN_JAVA = 17
 
 _JAVA_HINT = (
     f"Java {MIN_JAVA}+ is required to run Kafka and OpenSearch: install openjdk-17-jre-headless "
-    "(apt-get install -y openjdk-17-jre-headless) or point JAVA_HOME at a JDK/JRE 17+"
+    "(apt-get install -y openjdk-17-jre-headless), point JAVA_HOME at a JDK/JRE 17+, or, on a "
+    "host without network, unpack an offline bundle (vsa devstack up --bundle FILE)"
 )
 _MVN_HINT = (
     "Maven is required to fetch Kafka and OpenSearch from Maven Central (once; cached): "
@@ -33,10 +34,12 @@ class Java:
     major: int
 
 
-def _java_candidate() -> Path | None:
+def _java_candidate(bundled: Path | None) -> Path | None:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").is_file():
         return Path(java_home) / "bin" / "java"
+    if bundled is not None:
+        return bundled
     found = shutil.which("java")
     return Path(found) if found else None
 
@@ -52,9 +55,11 @@ def parse_java_major(version_output: str) -> int | None:
     return major
 
 
-def find_java() -> Java:
-    """The Java runtime from ``JAVA_HOME`` or ``PATH``; :class:`DevstackError` if absent or < 17."""
-    candidate = _java_candidate()
+def find_java(bundled: Path | None = None) -> Java:
+    """The Java runtime from ``JAVA_HOME``, else ``bundled`` (the ``bin/java`` of an offline
+    bundle's runtime, which a person who unpacked one wants used), else ``PATH``;
+    :class:`DevstackError` if absent or older than 17."""
+    candidate = _java_candidate(bundled)
     if candidate is None:
         raise DevstackError(f"no java found on PATH or in JAVA_HOME. {_JAVA_HINT}")
     executable = candidate.resolve()
