@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vsa.helptext import add_print_config, settings_epilog
 from vsa.progress import LiveTable, RateMeter
@@ -21,8 +22,10 @@ from vsa.services.ingest.config import (
     camera_from_flag,
     load_cameras_file,
 )
-from vsa.services.ingest.service import IngestService
 from vsa.topic_flags import DeprecatedSpelling, add_topic_prefix, topic_overrides
+
+if TYPE_CHECKING:  # imported when run: it needs PyAV, which only decoding hosts have
+    from vsa.services.ingest.service import IngestService
 
 log = logging.getLogger("vsa.ingest")
 
@@ -172,6 +175,8 @@ def run_service(
     serve_metrics: bool = True,
 ) -> int:
     """Run until done, stopped (SIGINT/SIGTERM) or past ``duration_s``; 1 if frames failed."""
+    from vsa.services.ingest.service import IngestService
+
     service = IngestService(settings)
     service.stop.install()
     if serve_metrics:
