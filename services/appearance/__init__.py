@@ -1,22 +1,7 @@
 """Appearance embeddings of object crops (MobileNetV2, ImageNet features) for the tracker's
-re-attachment after occlusion and the object index's image-to-image search."""
+re-attachment after occlusion and the objects index's image-to-image search.
 
-from .embedder import (
-    AppearanceEmbedder,
-    AppearanceError,
-    AppearanceSettings,
-    appearance_onnx,
-    build_appearance_embedder,
-    crops,
-)
-from .network import EMBEDDING_DIMS
-
-__all__ = [
-    "EMBEDDING_DIMS",
-    "AppearanceEmbedder",
-    "AppearanceError",
-    "AppearanceSettings",
-    "appearance_onnx",
-    "build_appearance_embedder",
-    "crops",
-]
+- :mod:`.settings`: :class:`~.settings.AppearanceSettings` and the vector size (light to import);
+- :mod:`.embedder`: crops, the ONNX Runtime and torch backends, the embedder's factory;
+- :mod:`.network`: MobileNetV2 read from the weights (layer plan, ONNX graph, torch executor).
+"""

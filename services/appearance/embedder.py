@@ -24,16 +24,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import onnx
 from google.protobuf.message import DecodeError
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
-from .network import EMBEDDING_DIMS, INPUT_NAME, OUTPUT_NAME, TorchNetwork, build_onnx, layer_plan
+from .network import INPUT_NAME, OUTPUT_NAME, TorchNetwork, build_onnx, layer_plan
+from .settings import EMBEDDING_DIMS, AppearanceSettings
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -45,41 +45,9 @@ RECIPE: Final = "mobilenetv2-appearance-v1"
 #: ONNX metadata key with the digest of the weights and the recipe (cache validity).
 META_DIGEST: Final = "vsa.source_digest"
 
-Backend = Literal["auto", "onnxruntime", "torch"]
-
 
 class AppearanceError(RuntimeError):
     """The embedder could not be built or fed; the message says what to check."""
-
-
-class AppearanceSettings(BaseModel):
-    """How crops are embedded."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    backend: Backend = Field(
-        "auto",
-        description="auto: torch on CUDA when a GPU is there, else ONNX Runtime on the CPU; "
-        "onnxruntime; torch (CUDA if available, else CPU).",
-    )
-    threads: int = Field(
-        1,
-        ge=0,
-        le=256,
-        description="CPU threads of ONNX Runtime (0: one per core). More threads embed a "
-        "batch faster and take cores from the other services of the host.",
-    )
-    max_batch: int = Field(
-        32,
-        ge=1,
-        le=1024,
-        description="Most crops per network run. Larger batches use a GPU better and take "
-        "more memory (about 30 MB of activations per 224x224 crop on the CPU).",
-    )
-    input_height: int = Field(
-        224, ge=32, le=512, description="Crop height fed to the network, pixels."
-    )
-    input_width: int = Field(224, ge=32, le=512, description="Crop width fed to the network.")
 
 
 def crops(image: U8, xyxy: F64, size: tuple[int, int]) -> F32:

@@ -29,12 +29,12 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .settings import EMBEDDING_DIMS
+
 F32 = npt.NDArray[np.float32]
 
 INPUT_NAME: Final = "crops"
 OUTPUT_NAME: Final = "appearance"
-#: Channels of the embedding (features.18's output).
-EMBEDDING_DIMS: Final = 1280
 #: ImageNet statistics the weights were trained with, RGB, on 0..255 pixels.
 MEAN_RGB: Final = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 STD_RGB: Final = (0.229 * 255, 0.224 * 255, 0.225 * 255)

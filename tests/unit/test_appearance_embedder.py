@@ -12,17 +12,17 @@ import onnx
 import pytest
 
 from vsa.assets import fetch_mobilenet_embedder
-from vsa.services.appearance import (
-    EMBEDDING_DIMS,
+from vsa.services.appearance.embedder import (
+    META_DIGEST,
     AppearanceEmbedder,
     AppearanceError,
-    AppearanceSettings,
     appearance_onnx,
     build_appearance_embedder,
     crops,
+    load_plan,
 )
-from vsa.services.appearance.embedder import META_DIGEST, load_plan
 from vsa.services.appearance.network import NetworkError, TorchNetwork, layer_plan
+from vsa.services.appearance.settings import EMBEDDING_DIMS, AppearanceSettings
 from vsa.services.detector.backends import OnnxRuntimeConfig, build_backend
 from vsa.services.detector.models import yolov3_tiny_onnx
 from vsa.services.detector.pipeline import detect_batch
