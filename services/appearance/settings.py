@@ -35,7 +35,7 @@ class AppearanceSettings(BaseModel):
         ge=1,
         le=1024,
         description="Most crops per network run. Larger batches use a GPU better and take "
-        "more memory (about 30 MB of activations per 224x224 crop on the CPU).",
+        "more memory.",
     )
     input_height: int = Field(
         224, ge=32, le=512, description="Crop height fed to the network, pixels."
