@@ -267,7 +267,7 @@ class IndexerSettings(ServiceSettings):
         description="Also read the keyframes topic and index each object matched on a "
         "keyframe with its crop's appearance vector (the objects index: vsa search --like, "
         "the API's /objects/like). Reads every keyframe's frame back from the frames topic "
-        "and embeds its crops (about 70 crops/s per CPU thread; on a GPU much more).",
+        "and embeds its crops (about 100 crops/s per CPU thread, BENCHMARKS.md).",
     )
     appearance: AppearanceSettings = Field(
         default_factory=AppearanceSettings,

@@ -134,8 +134,8 @@ class TrackerConfig(BaseModel):
         ge=-1,
         le=1,
         allow_inf_nan=False,
-        description="Re-attachment by appearance (needs detections with appearance vectors, "
-        "FrameDetections.appearance; the detector does not produce them yet): a lost track "
+        description="Re-attachment by appearance (needs detections with appearance vectors: "
+        "the detector's appearance_vectors option): a lost track "
         "that no detection overlapped takes a remaining high-score detection near its "
         "predicted box whose crop's cosine similarity to the track's running appearance is "
         "at least this. null: off (the default: on the sample clip it cut ID switches but "
