@@ -56,7 +56,14 @@ from .common import (
     Xyxy,
 )
 from .counts import Counts, make_count_id
-from .detections import Detection, Detections, TrackedObject, Tracks, TrackState
+from .detections import (
+    AppearanceVectors,
+    Detection,
+    Detections,
+    TrackedObject,
+    Tracks,
+    TrackState,
+)
 from .dlq import MAX_ERROR_MESSAGE_CHARS, DeadLetter
 from .frames import FrameMeta
 from .registry import HEADER_TOPICS, TOPIC_MODELS, VALUE_TOPICS, decode
@@ -79,6 +86,7 @@ __all__ = [
     "Alert",
     "AlertKind",
     "AlertSnapshot",
+    "AppearanceVectors",
     "Calibration",
     "CameraConfig",
     "CameraId",

@@ -28,6 +28,29 @@ class Detection(VsaModel):
     score: Score = Field(description="Detection confidence, 0..1.")
 
 
+#: Longest base64 text of a message's appearance vectors (within the 1 MiB message limit).
+MAX_APPEARANCE_B64 = 900_000
+
+
+class AppearanceVectors(VsaModel):
+    """Crop embeddings of a message's boxes (the detector's ``appearance`` option): one unit
+    vector per box, in the order of ``boxes``, for the tracker's re-attachment by appearance."""
+
+    model: ModelId = Field(description="The embedder, e.g. 'mobilenetv2-imagenet@224x224'.")
+    dims: int = Field(ge=1, le=4096, description="Components per vector.")
+    float16_b64: str = Field(
+        max_length=MAX_APPEARANCE_B64,
+        pattern=r"^[A-Za-z0-9+/]*={0,2}$",
+        description="Base64 of the (boxes, dims) float16 little-endian array, row-major: "
+        "row i is the vector of boxes[i] (2 * dims bytes per box).",
+    )
+
+    def byte_count(self) -> int:
+        """Bytes the base64 text decodes to."""
+        text = self.float16_b64
+        return len(text) * 3 // 4 - text[-2:].count("=") if text else 0
+
+
 class Detections(FrameMessage):
     """Everything the detector found in one frame, with the frame reference and its timings."""
 
@@ -47,6 +70,21 @@ class Detections(FrameMessage):
         description="Time spent per stage for this frame, milliseconds (>= 0): e.g. decode, "
         "preprocess, infer, postprocess. A batched stage reports the batch's time per frame.",
     )
+    appearance: AppearanceVectors | None = Field(
+        None,
+        description="Crop embeddings of the boxes, one row per box (the detector's appearance "
+        "option); absent when off.",
+    )
+
+    @model_validator(mode="after")
+    def _one_vector_per_box(self) -> Self:
+        vectors = self.appearance
+        if vectors is not None and vectors.byte_count() != 2 * vectors.dims * len(self.boxes):
+            raise ValueError(
+                f"appearance holds {vectors.byte_count()} bytes, not {len(self.boxes)} boxes x "
+                f"{vectors.dims} float16 components ({2 * vectors.dims * len(self.boxes)} bytes)"
+            )
+        return self
 
 
 class TrackedObject(VsaModel):

@@ -33,7 +33,7 @@ from .frames import FrameNotFoundError, FramesUnavailableError
 from .live import TooManyClientsError
 from .metrics import ApiMetrics, RequestMetrics
 from .parts import ApiParts, PartMissingError
-from .routes import alert_routes, camera_routes, ops_routes, search_routes
+from .routes import alert_routes, camera_routes, object_routes, ops_routes, search_routes
 from .settings import AuthSettings
 
 log = logging.getLogger("vsa.api")
@@ -114,6 +114,7 @@ def create_app(
         redoc_url=None,
         openapi_tags=[
             {"name": "search", "description": "Keyframes by plain words."},
+            {"name": "objects", "description": "Objects that look like an object or image."},
             {"name": "alerts", "description": "Alert history and the live stream."},
             {"name": "cameras", "description": "Cameras and frames."},
             {"name": "operations", "description": "Probes and metrics."},
@@ -125,6 +126,7 @@ def create_app(
     guarded = auth_dependencies(auth or AuthSettings())
     app.include_router(ops_routes(parts, metrics))
     app.include_router(search_routes(parts), dependencies=guarded)
+    app.include_router(object_routes(parts), dependencies=guarded)
     app.include_router(alert_routes(parts), dependencies=guarded)
     app.include_router(camera_routes(parts), dependencies=guarded)
     app.add_middleware(RequestMetrics, metrics=metrics)

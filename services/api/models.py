@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vsa.schemas import Alert, CameraConfig, FrameRef
 from vsa.services.indexer.alert_history import AlertQuery
+from vsa.services.indexer.like import LikeQuery
 from vsa.services.indexer.search import SearchQuery
 
 
@@ -63,6 +64,29 @@ class SearchResponse(_Out):
     like: str | None = Field(None, description="The keyframe a 'more like this' started from.")
     took_ms: float
     hits: list[Hit]
+
+
+class ObjectHit(_Out):
+    """One object that looks like the query (an object of a keyframe)."""
+
+    doc_id: str = Field(description="<camera_id>:<frame_seq>:<track_id>.")
+    similarity: float = Field(description="Cosine of the two appearance vectors, -1..1.")
+    camera_id: str
+    frame_seq: int
+    capture_time: str = Field(description="Capture time, ISO 8601 UTC.")
+    track_id: int
+    class_name: str
+    xyxy: list[float] = Field(description="The object's box, pixels: x1, y1, x2, y2.")
+    frame: FrameRef = Field(description="The frame in Kafka: GET /frames/{topic}/{partition}/...")
+
+
+class ObjectsResponse(_Out):
+    """Objects that look like the query object or image, most alike first."""
+
+    query: LikeQuery
+    like: str = Field(description="The object <camera>/<frame_seq>/<track_id>, or 'image'.")
+    took_ms: float
+    hits: list[ObjectHit]
 
 
 class AlertsResponse(_Out):

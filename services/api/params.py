@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from vsa.services.indexer.alert_history import AlertQuery
+from vsa.services.indexer.like import LikeQuery
 from vsa.services.indexer.search import QueryError, SearchQuery, parse_time
 
 #: Parameters of ``/search`` (``q`` is the text) and of ``/search/similar/{id}`` (no ``q``).
@@ -29,6 +30,7 @@ SEARCH_PARAMETERS: Final = (
 )
 SIMILAR_PARAMETERS: Final = SEARCH_PARAMETERS[1:]
 ALERT_PARAMETERS: Final = ("camera", "kind", "since", "until", "limit")
+LIKE_PARAMETERS: Final = ("camera", "class", "since", "until", "k")
 STREAM_PARAMETERS: Final = ("camera", "kind")
 FRAME_PARAMETERS: Final = ("camera_id", "frame_seq", "boxes")
 #: Parameters that may be given more than once.
@@ -116,6 +118,20 @@ def query_from_params(
     if k is not None:
         fields["k"] = k
     return SearchQuery.parse(**fields)
+
+
+def like_query_from_params(params: Params, now: datetime | None = None) -> LikeQuery:
+    """A validated image-to-image query (filters and k) from URL parameters."""
+    check_names(params, LIKE_PARAMETERS)
+    fields: dict[str, Any] = {
+        "cameras": _many(params, "camera"),
+        "classes": _many(params, "class"),
+        **_times(params, now),
+    }
+    k = _integer(params, "k", "1..100")
+    if k is not None:
+        fields["k"] = k
+    return LikeQuery.parse(**fields)
 
 
 def alert_query_from_params(params: Params, now: datetime | None = None) -> AlertQuery:

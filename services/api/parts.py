@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from vsa.services.indexer.alert_history import AlertHistory
+from vsa.services.indexer.like import ObjectSearcher
 from vsa.services.indexer.search import Searcher
 
 from .cameras import CameraWatch
@@ -37,4 +38,5 @@ class ApiParts:
     feed: AlertFeed | None = None
     cameras: CameraWatch | None = None
     frames: FrameSource | None = None
+    objects: ObjectSearcher | None = None  # None: one on the searcher's client and settings
     camera_window_s: float = 10.0

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -21,6 +22,7 @@ from vsa.runtime.redact import mask_url
 from vsa.schemas import ALERT_KINDS, FrameRef
 from vsa.schemas.common import ID_PATTERN, INT64_MAX, TOPIC_NAME_PATTERN
 from vsa.services.indexer.alert_history import MAX_ALERTS
+from vsa.services.indexer.like import MAX_IMAGE_BYTES, LikeQuery, ObjectRef, ObjectSearcher
 from vsa.services.indexer.mapping import alert_from_document
 from vsa.services.indexer.search import (
     MAX_FILTER_VALUES,
@@ -40,18 +42,22 @@ from .models import (
     CamerasResponse,
     ErrorBody,
     HealthBody,
+    ObjectHit,
+    ObjectsResponse,
     SearchResponse,
     hit_model,
 )
 from .params import (
     ALERT_PARAMETERS,
     FRAME_PARAMETERS,
+    LIKE_PARAMETERS,
     SEARCH_PARAMETERS,
     SIMILAR_PARAMETERS,
     STREAM_PARAMETERS,
     alert_query_from_params,
     check_names,
     grouped,
+    like_query_from_params,
     query_from_params,
     stream_filter_from_params,
 )
@@ -182,6 +188,84 @@ def search_routes(parts: ApiParts) -> APIRouter:
         query = query_from_params(raw_params(request), text=f"more like {hit_id}")
         hits = parts.searcher.more_like(hit_id, query)
         return _search_response(query, hits, started, like=hit_id)
+
+    return router
+
+
+def like_options(
+    camera: Cameras = None,
+    class_: Classes = None,
+    since: TimeText = None,
+    until: TimeText = None,
+    k: K = 10,
+) -> None:
+    """The filters of the /objects/like paths (see :func:`like_query_from_params`)."""
+
+
+def _objects_response(
+    query: LikeQuery, like: str, hits: list[Any], started: float
+) -> ObjectsResponse:
+    took_ms = round((time.perf_counter() - started) * 1000, 1)
+    event(log, "objects_like", k=query.k, hits=len(hits), took_ms=took_ms, like=like)
+    body = [ObjectHit.model_validate(hit.to_json()) for hit in hits]
+    return ObjectsResponse(query=query, like=like, took_ms=took_ms, hits=body)
+
+
+def object_routes(parts: ApiParts) -> APIRouter:
+    """Image-to-image search on the objects index (the indexer's index_objects)."""
+    router = APIRouter(tags=["objects"], responses=ERRORS)
+
+    def objects() -> ObjectSearcher:
+        """The part, made on first use from the searcher's client and settings."""
+        if parts.objects is None:
+            parts.objects = ObjectSearcher(parts.searcher.client, parts.searcher.settings)
+        return parts.objects
+
+    @router.get(
+        "/objects/like/{camera_id}/{frame_seq}/{track_id}",
+        dependencies=[strict(LIKE_PARAMETERS), Depends(like_options)],
+        responses=NOT_FOUND,
+    )
+    def like_object(
+        request: Request,
+        camera_id: Annotated[str, Path(pattern=ID_PATTERN, description="The object's camera.")],
+        frame_seq: Annotated[int, Path(ge=0, le=INT64_MAX, description="Its keyframe.")],
+        track_id: Annotated[int, Path(ge=1, le=INT64_MAX, description="Its track.")],
+    ) -> ObjectsResponse:
+        """Objects that look like a stored one (its crop's appearance vector is the query; the
+        object itself is left out), most alike first, with the filters inside the k-NN."""
+        started = time.perf_counter()
+        query = like_query_from_params(raw_params(request))
+        ref = ObjectRef(camera_id, frame_seq, track_id)
+        like = f"{camera_id}/{frame_seq}/{track_id}"
+        return _objects_response(query, like, objects().like_object(ref, query), started)
+
+    @router.post(
+        "/objects/like",
+        dependencies=[strict(LIKE_PARAMETERS), Depends(like_options)],
+        responses={413: {"model": ErrorBody, "description": "The image is over 8 MiB."}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                    "image/png": {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        },
+    )
+    async def like_image(request: Request) -> ObjectsResponse:
+        """Objects that look like the uploaded image (JPEG or PNG, at most 8 MiB, sent as the
+        request body; the whole image is the crop: crop it to the object first)."""
+        started = time.perf_counter()
+        query = like_query_from_params(raw_params(request))
+        data = await request.body()
+        if len(data) > MAX_IMAGE_BYTES:
+            raise HTTPException(
+                413, f"the image has {len(data)} bytes, more than {MAX_IMAGE_BYTES}"
+            )
+        hits = await run_in_threadpool(objects().like_image, data, query)
+        return _objects_response(query, "image", hits, started)
 
     return router
 

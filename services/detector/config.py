@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from vsa.runtime.settings import ServiceSettings
+from vsa.services.appearance.settings import AppearanceSettings
 
 from .backends.config import AutoConfig, BackendConfig, TensorRTConfig
 from .preprocess import STRIDE
@@ -23,6 +24,10 @@ from .preprocess import STRIDE
 BUNDLED_MODELS = ("yolov3-tiny", "yolov3-tiny-int8", "yolov8-fall")
 #: A little more than 8K UHD (7680x4320 = 33.2 Mpx).
 DEFAULT_MAX_FRAME_PIXELS = 36_000_000
+
+
+#: Most boxes per frame with appearance_vectors on (1280 float16 each, in base64).
+MAX_BOXES_WITH_VECTORS = 200
 
 
 class DetectorSettings(ServiceSettings):
@@ -61,6 +66,18 @@ class DetectorSettings(ServiceSettings):
     )
     max_det: int = Field(
         100, ge=1, le=10_000, description="Most detections kept per frame, best first."
+    )
+    appearance_vectors: bool = Field(
+        False,
+        description="Send every box's crop embedding with the detections (MobileNetV2 "
+        "ImageNet features, 1280 float16 per box, about 3.4 KB each), for the tracker's "
+        "re-attachment by appearance (tracking.reattach_min_similarity). Off by default: on "
+        "the sample clip it cut ID switches but not identity errors, and costs about one CPU "
+        "thread per ~12 frames/s of 8 boxes (BENCHMARKS.md); on a GPU it runs there.",
+    )
+    appearance: AppearanceSettings = Field(
+        default_factory=AppearanceSettings,
+        description="The embedder of appearance_vectors.",
     )
     classes: tuple[str, ...] = Field(
         (),
@@ -138,6 +155,15 @@ class DetectorSettings(ServiceSettings):
             if not STRIDE <= side <= 4096 or side % STRIDE:
                 raise ValueError(f"sides must be multiples of {STRIDE} within 32..4096: {value}")
         return value
+
+    @model_validator(mode="after")
+    def _vectors_fit_a_message(self) -> DetectorSettings:
+        if self.appearance_vectors and self.max_det > MAX_BOXES_WITH_VECTORS:
+            raise ValueError(
+                f"appearance_vectors needs max_det <= {MAX_BOXES_WITH_VECTORS} (got "
+                f"{self.max_det}): the vectors of more boxes do not fit a 1 MiB message"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tensorrt_fits(self) -> DetectorSettings:

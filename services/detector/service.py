@@ -28,6 +28,7 @@ from vsa.runtime.kafka import Output
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import ServiceMetrics
 from vsa.runtime.service import BatchLoop, BatchResult, LoopConfig, StopFlag
+from vsa.runtime.settings import ConfigError
 from vsa.schemas import Detections, FrameMeta, SchemaError
 
 from .config import DetectorSettings
@@ -160,9 +161,27 @@ class DetectorHandler:
         )
 
 
+def with_appearance(core: DetectorCore, settings: DetectorSettings) -> DetectorCore:
+    """``core`` with the appearance embedder behind it (``appearance_vectors``)."""
+    from vsa.services.appearance.embedder import AppearanceError, build_appearance_embedder
+
+    from .appearance import AppearanceCore
+
+    try:
+        embedder = build_appearance_embedder(settings.appearance)
+    except (AppearanceError, OSError, ImportError, RuntimeError) as exc:
+        raise ConfigError(
+            f"appearance_vectors: cannot load the appearance embedder: {exc}"
+        ) from exc
+    event(log, "appearance_embedder_loaded", backend=embedder.name)
+    return AppearanceCore(core, embedder)
+
+
 def build_loop(settings: DetectorSettings, stop: StopFlag | None = None) -> BatchLoop:
     """Load the model (ConfigError if it cannot be) and wire the handler into a batch loop."""
     core = load_service_core(settings)
+    if settings.appearance_vectors:
+        core = with_appearance(core, settings)
     metrics = ServiceMetrics(SERVICE)
     handler = DetectorHandler(core, settings.topics.name("detections"), DetectorMetrics(metrics))
     config = LoopConfig(

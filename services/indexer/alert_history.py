@@ -15,8 +15,8 @@ from pydantic import Field, field_validator
 
 from vsa.schemas import ALERT_KINDS, Alert, AlertKind, CameraId, SchemaError
 
-from .mapping import F_CAMERA, F_TIME, alert_from_document, ts_to_millis
-from .search import MAX_FILTER_VALUES, WindowQuery, _utc, opensearch_answers
+from .mapping import F_CAMERA, F_TIME, alert_from_document
+from .search import MAX_FILTER_VALUES, WindowQuery, _utc, opensearch_answers, terms_and_window
 from .settings import SearchSettings
 
 #: Most alerts one listing returns (OpenSearch's default result window is 10,000).
@@ -39,18 +39,8 @@ class AlertQuery(WindowQuery):
 def alerts_body(query: AlertQuery) -> dict[str, Any]:
     """Search body: the filters (no scoring), newest first, ``alert_id`` breaking ties so the
     order is the same on every call."""
-    clauses: list[dict[str, Any]] = []
-    if query.cameras:
-        clauses.append({"terms": {F_CAMERA: list(query.cameras)}})
-    if query.kinds:
-        clauses.append({"terms": {"kind": list(query.kinds)}})
-    if query.since is not None or query.until is not None:
-        window: dict[str, Any] = {"format": "epoch_millis"}
-        if query.since is not None:
-            window["gte"] = ts_to_millis(query.since.timestamp())
-        if query.until is not None:
-            window["lte"] = ts_to_millis(query.until.timestamp())
-        clauses.append({"range": {F_TIME: window}})
+    terms = ((F_CAMERA, query.cameras), ("kind", query.kinds))
+    clauses = terms_and_window(terms, query.since, query.until)
     return {
         "size": query.limit,
         "query": {"bool": {"filter": clauses}},

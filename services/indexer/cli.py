@@ -49,7 +49,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Search keyframes in plain words.",
         epilog=settings_epilog("SearchSettings", "VSA_SEARCH_", config_flags=False),
     )
-    p.add_argument("text", help="What to look for, e.g. 'white van parked near the gate'.")
+    p.add_argument(
+        "text", nargs="?", help="What to look for, e.g. 'white van parked near the gate'."
+    )
+    p.add_argument(
+        "--like",
+        metavar="OBJECT|IMAGE",
+        help="Instead of text: objects that look like a stored object <camera>/<frame_seq>/"
+        "<track_id> (as vsa search --json or the API name them), or like a JPEG/PNG file "
+        "(crop it to the object). Needs the objects index (indexer index_objects).",
+    )
     add_filter_args(p)
     p.add_argument("--json", action="store_true", help="JSON output, thumbnails in base64.")
     p.add_argument(
@@ -162,6 +171,11 @@ def search_main(args: argparse.Namespace) -> int:
     from .oneshot import SearchTiming, search_once
     from .search import QueryError, SearchQuery, SearchUnavailableError, parse_time
 
+    if (args.text is None) == (args.like is None):
+        print("vsa search: give either the text to look for or --like, not both", file=sys.stderr)
+        return 2
+    if args.like is not None:
+        return like_main(args)
     timing = SearchTiming()
 
     try:
@@ -192,6 +206,74 @@ def search_main(args: argparse.Namespace) -> int:
     if args.timing:
         print(timing.line(), file=sys.stderr)
     return 0
+
+
+def like_main(args: argparse.Namespace) -> int:
+    """``vsa search --like``: objects that look like a stored object or an image file."""
+    from .like import LikeQuery, ObjectRef, ObjectSearcher
+    from .search import HitNotFoundError, QueryError, SearchUnavailableError, parse_time
+    from .settings import SearchSettings
+    from .store import make_client
+
+    unsupported = [
+        flag for flag, on in (("--hybrid", args.hybrid), ("--alert-kind", args.alert_kinds)) if on
+    ]
+    if unsupported:
+        print(f"vsa search: --like does not take {', '.join(unsupported)}", file=sys.stderr)
+        return 2
+    try:
+        query = LikeQuery.parse(
+            cameras=tuple(args.camera),
+            classes=tuple(args.classes),
+            since=parse_time(args.since) if args.since else None,
+            until=parse_time(args.until) if args.until else None,
+            k=args.k,
+        )
+        image = Path(args.like)
+        ref = None if image.is_file() else ObjectRef.parse(args.like)
+    except QueryError as exc:
+        print(f"vsa search: invalid query: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings(SearchSettings, args.config)
+    searcher = ObjectSearcher(
+        make_client(settings.opensearch, settings.request_timeout_s), settings
+    )
+    try:
+        if ref is None:
+            hits = searcher.like_image(image.read_bytes(), query)
+        else:
+            hits = searcher.like_object(ref, query)
+    except QueryError as exc:
+        print(f"vsa search: invalid query: {exc}", file=sys.stderr)
+        return 2
+    except (HitNotFoundError, SearchUnavailableError) as exc:
+        print(f"vsa search: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        body = {"like": args.like, "query": query.model_dump(mode="json")}
+        print(json.dumps({**body, "hits": [h.to_json() for h in hits]}, indent=2))
+    else:
+        print(format_object_hits(hits))
+    return 0
+
+
+def format_object_hits(hits: list[Any]) -> str:
+    """Rank, cosine similarity, camera, UTC time, frame_seq, track, class, and the object's
+    reference for the next ``--like``."""
+    if not hits:
+        return "no hits"
+    lines = [
+        f"{'#':>3}  {'cosine':>6}  {'camera':<16}  {'time (UTC)':<19}  {'frame_seq':>9}  "
+        f"{'track':>6}  {'class':<12}  object"
+    ]
+    for rank, hit in enumerate(hits, start=1):
+        when = hit.capture_time.strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(
+            f"{rank:>3}  {hit.similarity:>6.3f}  {hit.camera_id[:16]:<16}  {when:<19}  "
+            f"{hit.frame_seq:>9}  {hit.track_id:>6}  {hit.class_name[:12]:<12}  "
+            f"{hit.camera_id}/{hit.frame_seq}/{hit.track_id}"
+        )
+    return "\n".join(lines)
 
 
 def format_hits(hits: list[Any]) -> str:

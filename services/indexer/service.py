@@ -76,6 +76,8 @@ def build_indexer(
         topics.append(settings.topics.name("alerts"))
     if settings.consume_counts:
         topics.append(settings.topics.name("counts"))
+    if settings.index_objects:
+        topics.append(settings.topics.name("keyframes"))
     config = LoopConfig(
         service=SERVICE,
         group_id=settings.group_id or f"vsa-{SERVICE}",

@@ -15,6 +15,7 @@ from pydantic_settings import SettingsConfigDict
 from typing_extensions import Self
 
 from vsa.runtime.settings import OpenSearchSettings, ServiceSettings, VsaSettings
+from vsa.services.appearance.settings import AppearanceSettings
 
 from .collapse import CollapseRule
 
@@ -44,6 +45,18 @@ class IndexNames(BaseModel):
         max_length=100,
         description="Line counts and zone occupancy per period.",
     )
+
+    objects: str = Field(
+        "objects",
+        pattern=_INDEX_NAME,
+        max_length=100,
+        description="Tracked objects of keyframes with their appearance vectors (index_objects).",
+    )
+
+    @property
+    def objects_index(self) -> str:
+        """Full name of the objects index (``vsa-objects``)."""
+        return self.prefix + self.objects
 
     @property
     def captions_index(self) -> str:
@@ -249,6 +262,17 @@ class IndexerSettings(ServiceSettings):
     consume_counts: bool = Field(
         True, description="Also keep the counts index (line counts, zone occupancy per period)."
     )
+    index_objects: bool = Field(
+        False,
+        description="Also read the keyframes topic and index each object matched on a "
+        "keyframe with its crop's appearance vector (the objects index: vsa search --like, "
+        "the API's /objects/like). Reads every keyframe's frame back from the frames topic "
+        "and embeds its crops (about 100 crops/s per CPU thread, BENCHMARKS.md).",
+    )
+    appearance: AppearanceSettings = Field(
+        default_factory=AppearanceSettings,
+        description="The appearance embedder of index_objects.",
+    )
     shards: int = Field(1, ge=1, le=1024, description="Primary shards of new indices.")
     replicas: int = Field(0, ge=0, le=16, description="Replicas of new indices (1+ in production).")
     refresh_interval: str = Field(
@@ -288,4 +312,9 @@ class SearchSettings(VsaSettings):
     collapse: CollapseRule = Field(
         default_factory=CollapseRule,
         description="When near-duplicate keyframes fold into one hit (vsa search, the HTTP API).",
+    )
+    appearance: AppearanceSettings = Field(
+        default_factory=AppearanceSettings,
+        description="The appearance embedder of image queries (vsa search --like FILE, POST "
+        "/objects/like); the indexer's must be the same model and crop size.",
     )

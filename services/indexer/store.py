@@ -17,6 +17,7 @@ from opensearchpy.exceptions import RequestError
 
 from vsa.runtime.logs import event
 from vsa.runtime.settings import OpenSearchSettings
+from vsa.services.appearance.settings import EMBEDDING_DIMS as APPEARANCE_DIMS
 
 from .mapping import (
     F_EMBEDDING,
@@ -26,6 +27,7 @@ from .mapping import (
     counts_mapping,
     index_settings,
     index_template,
+    objects_mapping,
 )
 from .settings import IndexerSettings
 
@@ -95,6 +97,11 @@ def index_bodies(settings: IndexerSettings) -> dict[str, dict[str, Any]]:
         bodies[settings.index.counts_index] = {
             "settings": index_settings(*common),
             "mappings": counts_mapping(),
+        }
+    if settings.index_objects:
+        bodies[settings.index.objects_index] = {
+            "settings": captions_settings(settings.hnsw, *common),
+            "mappings": objects_mapping(settings.hnsw, APPEARANCE_DIMS),
         }
     return bodies
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vsa.schemas import Detections, TrackedObject
+from vsa.services.appearance.wire import decode_vectors
 
 from .core import (
     DEFAULT_CONFIG,
@@ -100,13 +101,16 @@ class CameraState:
 __all__ = ["CameraState", "FrameOutputs", "detection_arrays", "process", "tracked_objects"]
 
 
-def detection_arrays(message: Detections) -> FrameDetections:
-    """The columnar input of the tracking core from a detections message."""
+def detection_arrays(message: Detections, with_appearance: bool = False) -> FrameDetections:
+    """The columnar input of the tracking core from a detections message; with
+    ``with_appearance`` the boxes' appearance vectors too, when the message carries them
+    (only then: a state that keeps vectors costs 5 KB more per track in the changelog)."""
     boxes = message.boxes
     return FrameDetections(
         np.array([box.xyxy for box in boxes], np.float64).reshape(-1, 4),
         np.array([box.score for box in boxes], np.float64),
         np.array([box.class_id for box in boxes], np.int64),
+        decode_vectors(message) if with_appearance else None,
     )
 
 
@@ -147,7 +151,9 @@ def process(
     seq, ts = message.frame_seq, message.capture_ts
     restart = restarts_sequence(state.tracker, seq, ts, config)
     restarted_from = state.tracker.last_frame_seq if restart else None
-    tracker, outputs = step(state.tracker, detection_arrays(message), ts, seq, config)
+    reattach = config.reattach_min_similarity is not None
+    detections = detection_arrays(message, with_appearance=reattach)
+    tracker, outputs = step(state.tracker, detections, ts, seq, config)
     if outputs is None:
         return state, None
     if restart:

@@ -14,6 +14,7 @@ import pytest
 
 from vsa.runtime.settings import ConfigError, load_settings
 from vsa.schemas import Alert, AlertSnapshot, FrameRef, make_alert_id
+from vsa.services.appearance.settings import EMBEDDING_DIMS
 from vsa.services.indexer.mapping import (
     alert_document,
     alerts_mapping,
@@ -23,6 +24,7 @@ from vsa.services.indexer.mapping import (
     captions_settings,
     counts_mapping,
     index_template,
+    objects_mapping,
 )
 from vsa.services.indexer.settings import HnswSettings, IndexerSettings, SearchSettings
 from vsa.services.indexer.store import index_bodies
@@ -134,6 +136,7 @@ def test_documented_mapping_matches_code() -> None:
     assert json.loads(blocks["captions"]) == captions_mapping(HnswSettings())
     assert json.loads(blocks["alerts"]) == alerts_mapping()
     assert json.loads(blocks["counts"]) == counts_mapping()
+    assert json.loads(blocks["objects"]) == objects_mapping(HnswSettings(), EMBEDDING_DIMS)
 
 
 def test_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:

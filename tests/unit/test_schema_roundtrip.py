@@ -6,6 +6,7 @@ a codec that loses or changes information, never a validation error of the gener
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
@@ -22,6 +23,7 @@ from vsa.schemas import (
     TOPIC_MODELS,
     Alert,
     AlertSnapshot,
+    AppearanceVectors,
     Calibration,
     CameraConfig,
     Caption,
@@ -135,14 +137,27 @@ frame_metas = st.builds(
 
 
 @st.composite
+def appearance_vectors(draw: st.DrawFn, boxes: int | None = None) -> AppearanceVectors:
+    """Vectors of ``boxes`` boxes (any number when None), 1..8 dims, any float16 bytes."""
+    dims = draw(st.integers(1, 8))
+    count = draw(st.integers(0, 5)) if boxes is None else boxes
+    data = draw(st.binary(min_size=2 * dims * count, max_size=2 * dims * count))
+    return AppearanceVectors(
+        model=draw(names), dims=dims, float16_b64=base64.b64encode(data).decode("ascii")
+    )
+
+
+@st.composite
 def detections_messages(draw: st.DrawFn) -> Detections:
+    boxes = draw(st.lists(detection_models, max_size=5))
     return Detections(
         **draw(frame_fields()),
         width=draw(dimensions),
         height=draw(dimensions),
         model_id=draw(names),
-        boxes=draw(st.lists(detection_models, max_size=5)),
+        boxes=boxes,
         timings=draw(st.dictionaries(names, durations, max_size=4)),
+        appearance=draw(st.none() | appearance_vectors(len(boxes))),
     )
 
 
@@ -426,6 +441,7 @@ def test_dead_letter_header_round_trip(letter: DeadLetter) -> None:
 SUB_MODEL_STRATEGIES: dict[type[BaseModel], st.SearchStrategy[Any]] = {
     FrameRef: frame_refs(),
     Detection: detection_models,
+    AppearanceVectors: appearance_vectors(),
     TrackedObject: tracked_objects,
     AlertSnapshot: st.builds(AlertSnapshot, frame=frame_refs(), xyxy=xyxy()),
     ObjectCount: st.builds(ObjectCount, class_name=names, count=st.integers(1, 10_000)),

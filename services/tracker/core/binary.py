@@ -21,6 +21,7 @@ I64 = npt.NDArray[np.int64]
 
 F8: Final = np.dtype("<f8")
 I8: Final = np.dtype("<i8")
+F4: Final = np.dtype("<f4")
 _U32 = struct.Struct("<I")
 _PADDING = bytes(8)
 
@@ -103,6 +104,11 @@ class Reader:
         self._align()
         start = self._take(rows * cols * 8)
         return np.frombuffer(self._data, F8, rows * cols, start).reshape(rows, cols)
+
+    def array_f4(self, rows: int, cols: int) -> npt.NDArray[np.float32]:
+        self._align()
+        start = self._take(rows * cols * 4)
+        return np.frombuffer(self._data, F4, rows * cols, start).reshape(rows, cols)
 
     def array_i8(self, rows: int, cols: int) -> I64:
         self._align()

@@ -129,6 +129,36 @@ class TrackerConfig(BaseModel):
         "match, whatever the time; null: only max_lost_s applies. Useful when frames arrive "
         "irregularly and a frame budget is easier to reason about.",
     )
+    reattach_min_similarity: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        allow_inf_nan=False,
+        description="Re-attachment by appearance (needs detections with appearance vectors: "
+        "the detector's appearance_vectors option): a lost track "
+        "that no detection overlapped takes a remaining high-score detection near its "
+        "predicted box whose crop's cosine similarity to the track's running appearance is "
+        "at least this. null: off (the default: on the sample clip it cut ID switches but "
+        "not identity errors, BENCHMARKS.md 'tracker: appearance re-attachment'). Lower it "
+        "to re-attach more (more risk of giving one object's id to a look-alike).",
+    )
+    reattach_gate: float = Field(
+        2.0,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="How far from a lost track's predicted box centre a detection may be for "
+        "re-attachment, in the larger of the two box heights. Raise it for objects that turn "
+        "or stop behind an occluder; lower it in crowds of look-alikes.",
+    )
+    appearance_momentum: float = Field(
+        0.9,
+        ge=0,
+        lt=1,
+        description="Weight of a track's running appearance against each new matched crop "
+        "(exponential average, renormalised). Higher: steadier, slower to follow a change of "
+        "pose or light; 0: the last crop only.",
+    )
     meas_noise: float = Field(
         0.08,
         gt=0,

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from vsa.runtime.columns import set_detection_columns
 
 F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 
@@ -29,6 +30,9 @@ class FrameDetections:
         xyxy: ``(n, 4)`` float64 boxes ``x1, y1, x2, y2``, pixels of the original image.
         scores: ``(n,)`` float64 confidences, 0..1.
         class_ids: ``(n,)`` int64 class indices of the detector's class list.
+        appearance: ``(n, dims)`` float32 unit vectors of the boxes' crops
+            (:mod:`vsa.services.appearance`), or None when the detections carry none; the
+            tracker re-attaches lost tracks by them when ``reattach_min_similarity`` is set.
 
     Shapes and finiteness are checked and dtypes converted once, here.
     """
@@ -36,11 +40,22 @@ class FrameDetections:
     xyxy: F64
     scores: F64
     class_ids: I64
+    appearance: F32 | None = None
 
     def __post_init__(self) -> None:
         set_detection_columns(self, np.float64, np.int64)
         if not (np.isfinite(self.xyxy).all() and np.isfinite(self.scores).all()):
             raise ValueError("xyxy and scores must be finite (no NaN or infinity)")
+        if self.appearance is not None:
+            vectors = np.asarray(self.appearance, np.float32)
+            if vectors.ndim != 2 or len(vectors) != len(self.scores):
+                raise ValueError(
+                    f"appearance must be (n, dims) with n = {len(self.scores)} boxes, "
+                    f"got shape {vectors.shape}"
+                )
+            if not np.isfinite(vectors).all():
+                raise ValueError("appearance must be finite (no NaN or infinity)")
+            object.__setattr__(self, "appearance", vectors)
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])

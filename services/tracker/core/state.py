@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
-from .binary import F8, F64, I8, I64, Reader, StateFormatError, Writer
+from .binary import F4, F8, F64, I8, I64, Reader, StateFormatError, Writer
 from .kalman import N_KALMAN_COLS
 
 # Columns of TrackerState.floats: the Kalman filter row (see kalman.py), then the last match.
@@ -51,12 +52,22 @@ NO_ID: Final = 0
 
 #: First bytes of an encoded state; the last byte is the format version: 3, tentative tracks
 #: without an id (:data:`NO_ID`). Versions 2 (tentative tracks numbered like confirmed ones) and
-#: 1 (also without ``seq_start_ts``) are still read: see :func:`_unnumber_tentative`.
+#: 1 (also without ``seq_start_ts``) are still read: see :func:`_unnumber_tentative`. Version 4
+#: is version 3 plus each track's appearance vector (float32, ``dims`` after the header); a
+#: state without appearance vectors is still written as version 3, byte for byte as before.
+MAGIC_V4: Final = b"VSATRK\x00\x04"
 MAGIC: Final = b"VSATRK\x00\x03"
 MAGIC_V2: Final = b"VSATRK\x00\x02"
 MAGIC_V1: Final = b"VSATRK\x00\x01"
 _HEADER = struct.Struct("<qddqI")  # last_frame_seq, last_ts, seq_start_ts, next_track_id, rows
 _HEADER_V1 = struct.Struct("<qdqI")  # last_frame_seq, last_ts, next_track_id, rows
+_DIMS = struct.Struct("<I")  # appearance dims (version 4)
+F32 = npt.NDArray[np.float32]
+
+
+def no_appearance(rows: int = 0) -> F32:
+    """``(rows, 0)``: tracks without appearance vectors."""
+    return np.zeros((rows, 0), np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +83,9 @@ class TrackerState:
         seq_start_ts: capture_ts of the frame that began the camera's current frame_seq
             numbering (its first frame, or the frame that restarted it), UNIX seconds; 0.0
             before the first frame and in states of format version 1 (unknown).
+        appearance: ``(n, dims)`` float32 unit vectors, each track's running appearance
+            (:mod:`vsa.services.appearance`), zeros for a track never seen with one; ``dims``
+            is 0 while the camera's detections carry none (re-attachment off).
     """
 
     last_frame_seq: int = -1
@@ -80,6 +94,7 @@ class TrackerState:
     floats: F64 = field(default_factory=lambda: np.zeros((0, N_FLOAT_COLS), np.float64))
     ints: I64 = field(default_factory=lambda: np.zeros((0, N_INT_COLS), np.int64))
     seq_start_ts: float = 0.0
+    appearance: F32 = field(default_factory=no_appearance)
 
     def __len__(self) -> int:
         return int(self.ints.shape[0])
@@ -99,7 +114,8 @@ class TrackerState:
 
     def write(self, out: Writer) -> None:
         """Append this state's encoding to ``out`` (see :meth:`to_bytes`)."""
-        out.raw(MAGIC)
+        dims = self.appearance.shape[1]
+        out.raw(MAGIC_V4 if dims else MAGIC)
         out.pack(
             _HEADER,
             self.last_frame_seq,
@@ -108,22 +124,30 @@ class TrackerState:
             self.next_track_id,
             len(self),
         )
+        if dims:
+            out.pack(_DIMS, dims)
         out.array(self.floats, F8)
         out.array(self.ints, I8)
+        if dims:
+            out.array(self.appearance, F4)
 
     @classmethod
     def read(cls, src: Reader) -> TrackerState:
         """Read a state written by :meth:`write` (or by version 1 of the format, before
         ``seq_start_ts``); StateFormatError if it is not one."""
         magic = src.raw(len(MAGIC))
-        if magic in (MAGIC, MAGIC_V2):
+        dims = 0
+        if magic in (MAGIC, MAGIC_V2, MAGIC_V4):
             last_seq, last_ts, start_ts, next_id, rows = src.unpack(_HEADER)
+            if magic == MAGIC_V4:
+                (dims,) = src.unpack(_DIMS)
         elif magic == MAGIC_V1:
             (last_seq, last_ts, next_id, rows), start_ts = src.unpack(_HEADER_V1), 0.0
         else:
-            raise StateFormatError("not a tracker state of format version 1, 2 or 3 (bad magic)")
+            raise StateFormatError("not a tracker state of format version 1 to 4 (bad magic)")
         floats, ints = src.array_f8(rows, N_FLOAT_COLS), src.array_i8(rows, N_INT_COLS)
-        if magic != MAGIC:
+        appearance = src.array_f4(rows, dims) if dims else no_appearance(rows)
+        if magic in (MAGIC_V1, MAGIC_V2):
             floats, ints = _unnumber_tentative(floats, ints)
         return cls(
             last_frame_seq=int(last_seq),
@@ -132,12 +156,14 @@ class TrackerState:
             floats=floats,
             ints=ints,
             seq_start_ts=float(start_ts),
+            appearance=appearance,
         )
 
     def to_bytes(self) -> bytes:
         """Encode: magic + header (little-endian) + the raw float64 and int64 matrices.
 
-        About ``48 + 232 · n`` bytes for n tracks; parsing it back with :meth:`from_bytes` and
+        About ``48 + 232 · n`` bytes for n tracks (plus ``4 · dims`` per track and 8 bytes
+        with appearance vectors); parsing it back with :meth:`from_bytes` and
         encoding again gives the same bytes, and the parsed state steps identically.
         """
         out = Writer()

@@ -63,9 +63,11 @@ from .state import (
     TRACK_ID,
     VEL_XY,
     TrackerState,
+    no_appearance,
 )
 
 F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]
@@ -127,12 +129,14 @@ def step(
     floats, ints = _update_tracks(
         state, predicted, (measured, detections), (track_rows, det_rows), capture_ts, config
     )
+    appearance = _track_appearance(state, detections, (track_rows, det_rows), config)
     promoted = (ints[:, STATUS] == TENTATIVE) & (ints[:, HITS] >= config.min_hits)
     ints[promoted, STATUS] = CONFIRMED
     keep = _survivors(ints, config)
     removed = ints[~keep, TRACK_ID]
     if removed.size:  # never a track confirmed now: it matched
         floats, ints, promoted = floats[keep], ints[keep], promoted[keep]
+        appearance = appearance[keep]
     if stale.size or ended.size:
         removed = np.concatenate([ended, stale, removed])
     det_free = _all_true(len(detections))
@@ -146,12 +150,16 @@ def step(
         new_ints[:, STATUS] = CONFIRMED if at_once else TENTATIVE
         floats, ints = np.concatenate([floats, new_floats]), np.concatenate([ints, new_ints])
         promoted = np.concatenate([promoted, np.full(new_dets.size, at_once)])
-    floats, ints, newly = _number_confirmed(floats, ints, promoted, state.next_track_id)
+        appearance = _with_new_appearance(appearance, detections, new_dets)
+    floats, ints, newly, order = _number_confirmed(floats, ints, promoted, state.next_track_id)
+    if order is not None and appearance.shape[1]:
+        appearance = appearance[order]
     floats.flags.writeable = False  # states are immutable; outputs share their memory
     ints.flags.writeable = False
+    appearance.flags.writeable = False
     start_ts = capture_ts if first_frame else state.seq_start_ts
     new_state = TrackerState(
-        frame_seq, capture_ts, state.next_track_id + newly.size, floats, ints, start_ts
+        frame_seq, capture_ts, state.next_track_id + newly.size, floats, ints, start_ts, appearance
     )
     return new_state, _outputs(new_state, frame_seq, capture_ts, newly, removed[removed != NO_ID])
 
@@ -219,7 +227,11 @@ def _associate(
     det_free = _all_true(candidates.size)
     rows: list[IntArray] = []
     cols: list[IntArray] = []
-    for tracks, dets, min_iou, similarity, stage_weight in stages:
+    for number, (tracks, dets, min_iou, similarity, stage_weight) in enumerate(stages):
+        if number == 2 and _reattaching(state, detections, config):
+            lost = confirmed & ~seen_last & track_free
+            appearance = _reattach_benefit(state, predicted_xyxy, detections, candidates, config)
+            _assign_stage((lost, high & det_free, appearance), track_free, det_free, rows, cols)
         t = (tracks & track_free).nonzero()[0]
         d = (dets & det_free).nonzero()[0]
         if t.size == 0 or d.size == 0:
@@ -228,9 +240,64 @@ def _associate(
         track_free[t[r]] = False
         det_free[d[c]] = False
         rows.append(t[r])
-        cols.append(candidates[d[c]])
+        cols.append(d[c])
     empty = np.zeros(0, np.intp)
-    return np.concatenate([empty, *rows]), np.concatenate([empty, *cols])
+    return np.concatenate([empty, *rows]), candidates[np.concatenate([empty, *cols])]
+
+
+def _reattaching(state: TrackerState, detections: FrameDetections, config: TrackerConfig) -> bool:
+    """Whether the appearance stage runs: on in the config, vectors on both sides, same size."""
+    vectors = detections.appearance
+    return (
+        config.reattach_min_similarity is not None
+        and vectors is not None
+        and state.appearance.shape[1] == vectors.shape[1] > 0
+    )
+
+
+def _reattach_benefit(
+    state: TrackerState,
+    predicted_xyxy: F64,
+    detections: FrameDetections,
+    candidates: IntArray,
+    config: TrackerConfig,
+) -> F64:
+    """(tracks, candidates) margin of the appearance similarity over
+    ``reattach_min_similarity`` where the detection's centre lies within ``reattach_gate``
+    box heights of the track's predicted centre; -1 (never matched) elsewhere."""
+    assert detections.appearance is not None
+    assert config.reattach_min_similarity is not None
+    similarity = state.appearance @ detections.appearance[candidates].T
+    det_xyxy = detections.xyxy[candidates]
+    track_c = (predicted_xyxy[:, :2] + predicted_xyxy[:, 2:]) * 0.5
+    det_c = (det_xyxy[:, :2] + det_xyxy[:, 2:]) * 0.5
+    distance = np.hypot(*(track_c[:, None, :] - det_c[None, :, :]).transpose(2, 0, 1))
+    heights = np.maximum.outer(
+        predicted_xyxy[:, 3] - predicted_xyxy[:, 1], det_xyxy[:, 3] - det_xyxy[:, 1]
+    )
+    near = distance <= config.reattach_gate * heights
+    benefit: F64 = np.where(near, similarity - config.reattach_min_similarity, -1.0)
+    return benefit
+
+
+def _assign_stage(
+    stage: tuple[Bools, Bools, F64],
+    track_free: Bools,
+    det_free: Bools,
+    rows: list[IntArray],
+    cols: list[IntArray],
+) -> None:
+    """Match the free tracks and detections a stage allows by its benefit matrix (in place)."""
+    tracks, dets, benefit = stage
+    t = (tracks & track_free).nonzero()[0]
+    d = (dets & det_free).nonzero()[0]
+    if t.size == 0 or d.size == 0:
+        return
+    r, c = assign(benefit[t][:, d])
+    track_free[t[r]] = False
+    det_free[d[c]] = False
+    rows.append(t[r])
+    cols.append(d[c])
 
 
 def _all_true(size: int) -> Bools:
@@ -299,7 +366,12 @@ def _drop_stale(
     if not stale.any():
         return state, _NO_IDS
     keep = ~stale
-    fresh = dataclasses.replace(state, floats=state.floats[keep], ints=state.ints[keep])
+    fresh = dataclasses.replace(
+        state,
+        floats=state.floats[keep],
+        ints=state.ints[keep],
+        appearance=state.appearance[keep],
+    )
     return fresh, state.ints[stale, TRACK_ID]
 
 
@@ -337,17 +409,59 @@ def _new_tracks(
 
 def _number_confirmed(
     floats: F64, ints: I64, promoted: Bools, next_id: int
-) -> tuple[F64, I64, I64]:
+) -> tuple[F64, I64, I64, IntArray | None]:
     """Give the tracks confirmed on this frame (``promoted`` rows) the next ids, in row order,
     and move them after the other confirmed tracks, before the tentative ones: the rows stay
-    sorted by id. Returns the rows and the new ids."""
+    sorted by id. Returns the rows, the new ids and the new row order (None: unchanged)."""
     count = int(np.count_nonzero(promoted))
     if count == 0:
-        return floats, ints, _NO_IDS
+        return floats, ints, _NO_IDS, None
     newly = np.arange(next_id, next_id + count, dtype=np.int64)
     ints[promoted, TRACK_ID] = newly
     order = np.argsort(ints[:, STATUS] == TENTATIVE, kind="stable")
-    return floats[order], ints[order], newly
+    return floats[order], ints[order], newly, order
+
+
+def _track_appearance(
+    state: TrackerState,
+    detections: FrameDetections,
+    matches: tuple[IntArray, IntArray],
+    config: TrackerConfig,
+) -> F32:
+    """The tracks' running appearance after this frame's matches: for each matched track with
+    a high-score detection, ``momentum · old + (1 - momentum) · crop``, renormalised (the crop
+    alone for a track without one yet). A camera's first vectors widen the (n, 0) matrix."""
+    vectors = detections.appearance
+    current = state.appearance
+    if vectors is None:
+        return current
+    if current.shape[1] != vectors.shape[1]:  # first vectors, or another embedder: start over
+        current = np.zeros((len(state), vectors.shape[1]), np.float32)
+    t, d = matches
+    confident = detections.scores[d] >= config.high_score
+    t, d = t[confident], d[confident]
+    if t.size == 0:
+        return current
+    updated = current.copy()
+    old = current[t]
+    fresh = ~old.any(axis=1)
+    mixed = config.appearance_momentum * old + (1 - config.appearance_momentum) * vectors[d]
+    mixed[fresh] = vectors[d][fresh]
+    norms = np.linalg.norm(mixed, axis=1, keepdims=True)
+    updated[t] = mixed / np.maximum(norms, 1e-12)
+    return updated
+
+
+def _with_new_appearance(appearance: F32, detections: FrameDetections, rows: IntArray) -> F32:
+    """``appearance`` with the rows of tracks started from detections ``rows`` appended."""
+    if appearance.shape[1] == 0:
+        return no_appearance(len(appearance) + rows.size)
+    vectors = detections.appearance
+    if vectors is None or vectors.shape[1] != appearance.shape[1]:
+        added = np.zeros((rows.size, appearance.shape[1]), np.float32)
+    else:
+        added = vectors[rows]
+    return np.concatenate([appearance, added])
 
 
 def _outputs(
