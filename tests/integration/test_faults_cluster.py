@@ -31,7 +31,14 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from vsa.devstack import DevstackSettings, StackInfo, down, up
@@ -128,7 +135,22 @@ class ClusterView:
         except KafkaException:
             return {}
 
-    def min_insync(self, topics: list[str]) -> dict[str, str]:
+    def min_insync(self, topics: list[str], wait_s: float = 30.0) -> dict[str, str]:
+        """min.insync.replicas of each topic. A topic created a moment ago may be unknown to the
+        broker that gets the request for a while (the controller's metadata reaches each broker
+        on its own; a CI run saw UNKNOWN_TOPIC_OR_PART 3 s after creation): asked again until
+        ``wait_s`` passed."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return self._min_insync(topics)
+            except KafkaException as exc:
+                unknown = exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+                if not unknown or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _min_insync(self, topics: list[str]) -> dict[str, str]:
         resources = [ConfigResource("TOPIC", name) for name in topics]
         found = {}
         for resource, future in self.admin.describe_configs(resources).items():
@@ -138,6 +160,7 @@ class ClusterView:
     def assert_replicated(self, topics: list[str]) -> None:
         """Every partition of ``topics`` has a replica on each broker; min.insync.replicas 2."""
         for topic in topics:
+            wait_for(lambda t=topic: bool(self.partitions_now(t)), 30, f"metadata of {topic}")
             for partition, state in self.partitions(topic).items():
                 assert len(state.replicas) == BROKERS, (topic, partition, state)
         assert set(self.min_insync(topics).values()) == {"2"}, self.min_insync(topics)
@@ -320,7 +343,11 @@ def test_a_broker_killed_in_a_three_node_cluster_loses_nothing(
     specs = load_settings(TopicsSettings, None, names=names, partitions=PARTITIONS).specs()
     ensure_topics(kafka, specs)
     view = ClusterView(kafka)
-    view.assert_replicated(list(specs))
+    try:
+        view.assert_replicated(list(specs))
+    except BaseException:
+        view.close()  # its consumer would retry the test's stopped cluster for the rest of the run
+        raise
     frames_topic = names.name("frames")
     camera_partition = partition_for_key(CAMERA, PARTITIONS)
 
