@@ -23,7 +23,7 @@ written):
   tracker's keyframes and alerts, so they run on fewer messages);
 - latency frame -> tracks and frame -> alert, p50 and p99: from the frame's capture time (set by
   ingest when it took the frame, wall clock) to when a reader of the tracks and alerts topics got
-  the message (at most ~10 ms after it was written);
+  the message (a fetch returns as soon as a message is there);
 - per process (the five services, Kafka, OpenSearch): CPU in % of one core and in ms per frame
   end to end (/proc/<pid>/stat, user + system), GPU use in % (``nvidia-smi pmon``; "-" without a
   GPU), its input rate, its consumer lag at the start and end of the window and how fast that
@@ -211,9 +211,14 @@ def parse_pmon(text: str) -> dict[int, float]:
 # ------------------------------------------------------------------------------ sampling
 
 
-def read_ticks(pid: int) -> int | None:
+#: Process name (a service, kafka, opensearch) -> its process ids (instances, nodes).
+Pids = dict[str, tuple[int, ...]]
+
+
+def read_ticks(pids: Sequence[int]) -> int | None:
+    """CPU ticks of ``pids`` together; None when one of them cannot be read (it exited)."""
     try:
-        return cpu_ticks(Path(f"/proc/{pid}/stat").read_text())
+        return sum(cpu_ticks(Path(f"/proc/{pid}/stat").read_text()) for pid in pids)
     except (OSError, IndexError, ValueError):
         return None
 
@@ -257,11 +262,11 @@ class GpuSampler:
                 self.samples.append(parse_pmon(out.stdout))
             self._stop.wait(1.0)
 
-    def mean(self, pid: int | None) -> float | None:
-        """Mean SM % of ``pid`` over the samples; None without a GPU."""
-        if not self.tool or pid is None or not self.samples:
+    def mean(self, pids: Sequence[int]) -> float | None:
+        """Mean SM % of ``pids`` together over the samples; None without a GPU."""
+        if not self.tool or not pids or not self.samples:
             return None
-        return sum(s.get(pid, 0.0) for s in self.samples) / len(self.samples)
+        return sum(s.get(pid, 0.0) for s in self.samples for pid in pids) / len(self.samples)
 
 
 @dataclass
@@ -303,7 +308,8 @@ class Latencies:
             **self.kafka.client_config(),
             "group.id": f"bench-latency-{os.getpid()}",
             "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,
+            # librdkafka's fetch.wait.max.ms (500) stays: a fetch returns as soon as a message
+            # is there (fetch.min.bytes 1), and shorter waits only make the broker busier
         }
         consumer = Consumer(conf)
         logical = {real: name for name, real in self.topics.items()}
@@ -332,22 +338,30 @@ class Latencies:
 
 @dataclass
 class Variant:
-    """A named set of environment variables for every service (``VAR=VALUE``)."""
+    """A named set of environment variables for every service (``VAR=VALUE``) and instance
+    counts per service (``@detector=2``: two detector processes in one group)."""
 
     name: str
     env: dict[str, str] = field(default_factory=dict)
+    instances: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``NAME`` or ``NAME:VAR=VALUE;VAR=VALUE`` (``;`` because JSON values hold commas)."""
+        """``NAME`` or ``NAME:VAR=VALUE;@SERVICE=N;...`` (``;`` because JSON values hold
+        commas)."""
         name, _, rest = text.partition(":")
-        env = {}
+        variant = cls(name)
         for item in filter(None, (part.strip() for part in rest.split(";"))):
             key, sep, value = item.partition("=")
             if not sep:
                 raise SystemExit(f"--variant {text!r}: {item!r} is not VAR=VALUE")
-            env[key] = value
-        return cls(name, env)
+            if key.startswith("@"):
+                if key[1:] not in STAGES[1:] or not value.isdigit() or int(value) < 1:
+                    raise SystemExit(f"--variant {text!r}: {item!r} is not @SERVICE=N")
+                variant.instances[key[1:]] = int(value)
+            else:
+                variant.env[key] = value
+        return variant
 
 
 @dataclass
@@ -366,13 +380,15 @@ class Result:
     throttled_s: float = 0.0
 
 
-def stack_endpoints() -> tuple[str, str, dict[str, int | None]]:
+def stack_endpoints() -> tuple[str, str, Pids]:
     """Kafka bootstrap, OpenSearch URL, and the stack's own process ids (none if external)."""
     from vsa.devstack import stack
 
     info = stack.up()
-    pids: dict[str, int | None] = {
-        c.name: c.pid for c in stack.status().components if not c.external
+    pids: Pids = {
+        c.name: tuple(n.pid for n in c.nodes if n.pid) or ((c.pid,) if c.pid else ())
+        for c in stack.status().components
+        if not c.external
     }
     return info.kafka_bootstrap, info.opensearch_url, pids
 
@@ -470,19 +486,19 @@ class Offsets:
 
 
 def take_sample(
-    offsets: Offsets, pids: Mapping[str, int | None], services: Sequence[str]
+    offsets: Offsets, pids: Mapping[str, tuple[int, ...]], services: Sequence[str]
 ) -> Sample:
     from vsa.devstack.pipeline import INPUTS
 
     ends = offsets.ends()
     committed = offsets.committed([s for s in services if s in INPUTS])
-    ticks = {name: read_ticks(pid) if pid else None for name, pid in pids.items()}
+    ticks = {name: read_ticks(ids) if ids else None for name, ids in pids.items()}
     return Sample(time.monotonic(), ends, committed, ticks, machine_ticks())
 
 
 def watch_window(
     offsets: Offsets,
-    pids: Mapping[str, int | None],
+    pids: Mapping[str, tuple[int, ...]],
     services: Sequence[str],
     seconds: float,
     throttle: Throttle | None,
@@ -529,7 +545,7 @@ def _cpu(before: int | None, after: int | None, span: float) -> float:
 
 
 def run_pipeline(
-    args: argparse.Namespace, variant: Variant, endpoints: tuple[str, str, dict[str, int | None]]
+    args: argparse.Namespace, variant: Variant, endpoints: tuple[str, str, Pids]
 ) -> Result:
     """One variant: start everything, warm up, measure, stop, clean up."""
     from vsa.devstack.pipeline import ServicePipeline, wait_for
@@ -549,15 +565,18 @@ def run_pipeline(
     print(f"[{variant.name}] logs in {workdir}", flush=True)
     try:
         pipe.create()
-        for service in ("detector", "tracker", "captioner", "indexer"):
-            pipe.start(service)
+        for service in STAGES[1:]:
+            for instance in range(variant.instances.get(service, 1)):
+                pipe.start(service, str(instance + 1))
         for svc in list(pipe.services):
             pipe.wait_ready(svc, 300)
         ingest = pipe.start("ingest", args=[*camera_flags(args, cameras), "--no-progress"])
         offsets = Offsets(pipe)
         wait_for(lambda: offsets.ends(("tracks",))["tracks"] > 0, 300, "first tracks", 1.0)
-        pids = {svc.service: svc.proc.pid for svc in pipe.services}
-        return measure(args, variant.name, offsets, {**pids, **stack_pids}, ingest.proc.pid)
+        pids: Pids = {**stack_pids}
+        for svc in pipe.services:
+            pids[svc.service] = (*pids.get(svc.service, ()), svc.proc.pid)
+        return measure(args, variant.name, offsets, pids, ingest.proc.pid)
     finally:
         pipe.close()
         _drop_topics(pipe)
@@ -567,7 +586,7 @@ def measure(
     args: argparse.Namespace,
     name: str,
     offsets: Offsets,
-    pids: dict[str, int | None],
+    pids: Pids,
     ingest_pid: int,
 ) -> Result:
     """Warm up, then watch the window with latency and GPU samplers running."""
@@ -595,7 +614,7 @@ def summarise(
     samples: Sequence[Sample],
     latencies: Latencies,
     gpu: GpuSampler,
-    pids: Mapping[str, int | None],
+    pids: Mapping[str, tuple[int, ...]],
     throttle: Throttle | None,
 ) -> Result:
     first, last = samples[0], samples[-1]
@@ -604,10 +623,12 @@ def summarise(
     tracks_fps = (last.ends["tracks"] - first.ends["tracks"]) / span
     stages = []
     for load in loads:
-        stages.append({**asdict(load), "gpu": gpu.mean(pids.get(load.name))})
+        stages.append({**asdict(load), "gpu": gpu.mean(pids.get(load.name, ()))})
     for other in ("kafka", "opensearch"):
         cpu = _cpu(first.ticks.get(other), last.ticks.get(other), span)
-        stages.append({"name": other, "rate": None, "cpu": cpu, "gpu": gpu.mean(pids.get(other))})
+        stages.append(
+            {"name": other, "rate": None, "cpu": cpu, "gpu": gpu.mean(pids.get(other, ()))}
+        )
     busy = (last.machine[0] - first.machine[0]) / max(1, last.machine[1] - first.machine[1])
     return Result(
         name=name,
@@ -626,9 +647,7 @@ def summarise(
     )
 
 
-def run_ingest_only(
-    args: argparse.Namespace, endpoints: tuple[str, str, dict[str, int | None]]
-) -> Result:
+def run_ingest_only(args: argparse.Namespace, endpoints: tuple[str, str, Pids]) -> Result:
     """The baseline: ingest alone (same cameras and pacing, unthrottled), nothing downstream."""
     from vsa.devstack.pipeline import ServicePipeline
 
@@ -642,7 +661,7 @@ def run_ingest_only(
         pipe.create()
         ingest = pipe.start("ingest", args=[*camera_flags(args, cameras), "--no-progress"])
         time.sleep(min(5.0, args.baseline_s / 3))
-        pids = {"ingest": ingest.proc.pid, **stack_pids}
+        pids = {"ingest": (ingest.proc.pid,), **stack_pids}
         samples = watch_window(Offsets(pipe), pids, ("ingest",), args.baseline_s, None)
         first, last = samples[0], samples[-1]
         span = last.t - first.t

@@ -95,3 +95,12 @@ def test_variant_flags() -> None:
     assert bp.Variant.parse("plain").env == {}
     with pytest.raises(SystemExit):
         bp.Variant.parse("bad:NOEQUALS")
+
+
+def test_variant_instances() -> None:
+    variant = bp.Variant.parse("two:@detector=2;VSA_DETECTOR_MAX_BATCH=4")
+    assert variant.instances == {"detector": 2}
+    assert variant.env == {"VSA_DETECTOR_MAX_BATCH": "4"}
+    for bad in ("x:@detector=0", "x:@camera=2", "x:@tracker=two"):
+        with pytest.raises(SystemExit):
+            bp.Variant.parse(bad)
