@@ -531,7 +531,10 @@ def stage_loads(samples: Sequence[Sample], services: Sequence[str]) -> list[Stag
             rate = (last.ends["frames"] - first.ends["frames"]) / span
             loads.append(StageLoad(name, rate, cpu=cpu))
             continue
-        lags = [(s.t, sum(s.ends[t] for t in INPUTS[name]) - s.committed[name]) for s in samples]
+        # ends are read just before commits: a commit can pass the end read a moment earlier
+        lags = [
+            (s.t, max(0, sum(s.ends[t] for t in INPUTS[name]) - s.committed[name])) for s in samples
+        ]
         rate = (last.committed[name] - first.committed[name]) / span
         mean = sum(lag for _, lag in lags) / len(lags)
         loads.append(StageLoad(name, rate, slope(lags), mean, cpu))
@@ -698,10 +701,12 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def _ms(result: Result, topic: str) -> str:
-    """``p50 / p99`` latency of a topic in ms."""
+    """``p50 / p99 (n)`` latency of a topic in ms, and how many messages it is from."""
     found = result.latency.get(topic, {})
-    p50, p99 = found.get("p50"), found.get("p99")
-    return "-" if p50 is None or p99 is None else f"{p50 * 1000:,.0f} / {p99 * 1000:,.0f}"
+    p50, p99, count = found.get("p50"), found.get("p99"), found.get("n") or 0
+    if p50 is None or p99 is None:
+        return "-"
+    return f"{p50 * 1000:,.0f} / {p99 * 1000:,.0f} ({count:.0f})"
 
 
 def render(results: Sequence[Result], baseline: Result | None) -> list[str]:
@@ -710,7 +715,7 @@ def render(results: Sequence[Result], baseline: Result | None) -> list[str]:
     first = next((r for r in results if r is not baseline), None)
     lines = [
         "| run | offered f/s | frames f/s | end to end f/s | vs first | vs ingest only "
-        "| tracks p50/p99 ms | alert p50/p99 ms | bound | machine CPU busy |",
+        "| frame->tracks p50/p99 ms (n) | frame->alert p50/p99 ms (n) | bound | machine CPU busy |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: |",
     ]
     for r in results:
