@@ -13,7 +13,9 @@ frames/s; a 30 frames/s 1080p H.264 file: 30), so the pipeline is offered ``came
 ``max``: as fast as the pipeline takes them: ingest reads the files unpaced, and the benchmark
 pauses it (SIGSTOP) while more than ``--inflight`` frames are on the frames topic without tracks
 yet, and continues it (SIGCONT) below half of that: ingest never runs ahead of the slowest stage,
-so it spends no CPU on frames nobody will process in the window.
+so it spends no CPU on frames nobody will process in the window. Its latencies are mostly that
+window (``inflight / rate``); latencies of a load the pipeline keeps up with come from
+``realtime`` with fewer cameras.
 
 What it prints, measured over ``--seconds`` after ``--warmup`` (services started, first tracks
 written):
@@ -67,6 +69,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vsa.demo import CPU_SERVICE_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 #: Services in pipeline order: each one's input topics (ingest has none: it reads the cameras).
 STAGES = ("ingest", "detector", "tracker", "captioner", "indexer")
@@ -76,15 +80,13 @@ LAG_SLOPE_MIN = 1.0
 LAG_SLOPE_SHARE = 0.05
 #: Seconds of work waiting in front of a stage from which --pace max calls it the bound.
 BACKLOG_MIN_S = 3.0
+#: Seconds between two looks of the --pace max throttle at the frames in flight.
+THROTTLE_EVERY_S = 0.1
 #: Share of the offered rate below which ingest itself is the bound.
 OFFERED_SHARE = 0.95
-#: Environment of the CPU machine's run: the demo's settings (INT8 detector, batches of 8, the
-#: captioner's rate limit, the indexer's batches).
-CPU_ENV: dict[str, dict[str, str]] = {
-    "detector": {"VSA_DETECTOR_MODEL": "yolov3-tiny-int8", "VSA_DETECTOR_MAX_BATCH": "8"},
-    "captioner": {"VSA_CAPTIONER_CAPTIONS_PER_MINUTE": "20"},
-    "indexer": {"VSA_INDEXER_MAX_BATCH": "32", "VSA_INDEXER_MAX_WAIT_MS": "500"},
-}
+#: Environment of the CPU machine's run: the demo's (:data:`vsa.demo.CPU_SERVICE_ENV`: INT8
+#: detector on one thread, batches of 8, the captioner's rate limit, the indexer's batches).
+CPU_ENV: dict[str, dict[str, str]] = CPU_SERVICE_ENV
 #: On a GPU box: the detector's GPU path (nvJPEG decode, FP16 network, GPU NMS) in batches of
 #: 32, the captioner and the embedder on CUDA.
 CUDA_ENV: dict[str, dict[str, str]] = {
@@ -433,6 +435,12 @@ class Throttle:
             self.held_s += now - self.stopped_since
             self.stopped_since = None
 
+    def restart_count(self) -> None:
+        """Count held seconds from now on (the window's own)."""
+        self.held_s = 0.0
+        if self.stopped_since is not None:
+            self.stopped_since = time.monotonic()
+
     def release(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGCONT)
@@ -503,7 +511,7 @@ def watch_window(
     seconds: float,
     throttle: Throttle | None,
 ) -> list[Sample]:
-    """Samples every ~2 s for ``seconds`` (the throttle looks every 0.25 s)."""
+    """Samples every ~2 s for ``seconds`` (the throttle looks every :data:`THROTTLE_EVERY_S`)."""
     samples = [take_sample(offsets, pids, services)]
     end = samples[0].t + seconds
     next_sample = samples[0].t + 2.0
@@ -511,7 +519,7 @@ def watch_window(
         if throttle is not None:
             ends = offsets.ends(("frames", "tracks"))
             throttle.update(ends["frames"] - ends["tracks"])
-        time.sleep(0.25 if throttle is not None else 0.5)
+        time.sleep(THROTTLE_EVERY_S if throttle is not None else 0.5)
         if time.monotonic() >= next_sample:
             samples.append(take_sample(offsets, pids, services))
             next_sample += 2.0
@@ -566,6 +574,7 @@ def run_pipeline(
         service_env=service_env(args, variant),
     )
     print(f"[{variant.name}] logs in {workdir}", flush=True)
+    throttle: Throttle | None = None
     try:
         pipe.create()
         for service in STAGES[1:]:
@@ -573,14 +582,26 @@ def run_pipeline(
                 pipe.start(service, str(instance + 1))
         for svc in list(pipe.services):
             pipe.wait_ready(svc, 300)
-        ingest = pipe.start("ingest", args=[*camera_flags(args, cameras), "--no-progress"])
         offsets = Offsets(pipe)
-        wait_for(lambda: offsets.ends(("tracks",))["tracks"] > 0, 300, "first tracks", 1.0)
+        ingest = pipe.start("ingest", args=[*camera_flags(args, cameras), "--no-progress"])
+        # --pace max: held back from its first frame on (unpaced, ingest writes hundreds of
+        # frames per second; a backlog made before the window would be drained in it)
+        throttle = Throttle(ingest.proc.pid, args.inflight) if args.pace == "max" else None
+
+        def tracked() -> bool:
+            ends = offsets.ends(("frames", "tracks"))
+            if throttle is not None:
+                throttle.update(ends["frames"] - ends["tracks"])
+            return ends["tracks"] > 0
+
+        wait_for(tracked, 300, "first tracks", THROTTLE_EVERY_S)
         pids: Pids = {**stack_pids}
         for svc in pipe.services:
             pids[svc.service] = (*pids.get(svc.service, ()), svc.proc.pid)
-        return measure(args, variant.name, offsets, pids, ingest.proc.pid)
+        return measure(args, variant.name, offsets, pids, throttle)
     finally:
+        if throttle is not None:
+            throttle.release()
         pipe.close()
         _drop_topics(pipe)
 
@@ -590,24 +611,21 @@ def measure(
     name: str,
     offsets: Offsets,
     pids: Pids,
-    ingest_pid: int,
+    throttle: Throttle | None,
 ) -> Result:
     """Warm up, then watch the window with latency and GPU samplers running."""
-    throttle = Throttle(ingest_pid, args.inflight) if args.pace == "max" else None
     pipe = offsets.pipe
     names = {"tracks": pipe.names.name("tracks"), "alerts": pipe.names.name("alerts")}
-    try:
-        with Latencies(pipe.kafka, names) as latencies, GpuSampler() as gpu:
-            if throttle is not None:
-                watch_window(offsets, pids, STAGES, args.warmup, throttle)
-            else:
-                time.sleep(args.warmup)
-            latencies.counting = True
-            samples = watch_window(offsets, pids, STAGES, args.seconds, throttle)
-            latencies.counting = False
-    finally:
+    with Latencies(pipe.kafka, names) as latencies, GpuSampler() as gpu:
         if throttle is not None:
-            throttle.release()
+            watch_window(offsets, pids, STAGES, args.warmup, throttle)
+        else:
+            time.sleep(args.warmup)
+        latencies.counting = True
+        if throttle is not None:
+            throttle.restart_count()
+        samples = watch_window(offsets, pids, STAGES, args.seconds, throttle)
+        latencies.counting = False
     return summarise(args, name, samples, latencies, gpu, pids, throttle)
 
 

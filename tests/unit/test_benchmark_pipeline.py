@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -104,3 +108,29 @@ def test_variant_instances() -> None:
     for bad in ("x:@detector=0", "x:@camera=2", "x:@tracker=two"):
         with pytest.raises(SystemExit):
             bp.Variant.parse(bad)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_throttle_holds_ingest_above_the_window_and_lets_it_go_below_half() -> None:
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        throttle = bp.Throttle(proc.pid, inflight=100)
+        throttle.update(100)  # at the window: goes on
+        time.sleep(0.1)
+        assert _state(proc.pid) == "S"
+        throttle.update(101)
+        time.sleep(0.1)
+        assert _state(proc.pid) == "T"
+        throttle.update(60)  # above half: still held
+        time.sleep(0.1)
+        assert _state(proc.pid) == "T"
+        throttle.update(49)
+        time.sleep(0.1)
+        assert _state(proc.pid) == "S"
+        assert throttle.held_s >= 0.2
+    finally:
+        proc.kill()
+        proc.wait()
