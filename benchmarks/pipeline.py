@@ -57,9 +57,7 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -70,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from vsa.demo import CPU_SERVICE_ENV
+from vsa.devstack.usage import GpuSampler, machine_ticks, read_ticks
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Services in pipeline order: each one's input topics (ingest has none: it reads the cameras).
@@ -183,92 +182,11 @@ def find_bound(stages: Sequence[StageLoad], offered: float | None, throttled: bo
     return "none: the pipeline kept up with the cameras"
 
 
-def cpu_ticks(stat_line: str) -> int:
-    """utime + stime (clock ticks) from a ``/proc/<pid>/stat`` line (the command may hold
-    spaces and parentheses: fields are counted after the last ``)``)."""
-    fields = stat_line.rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def parse_pmon(text: str) -> dict[int, float]:
-    """SM use in % per pid from ``nvidia-smi pmon -c 1 -s u`` output (columns found by the
-    header, so driver versions with more columns parse too); "-" counts as 0."""
-    columns: list[str] = []
-    found: dict[int, float] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if line.startswith("#"):
-            if "pid" in parts:
-                columns = parts[1:]
-            continue
-        if not columns or len(parts) < len(columns):
-            continue
-        row = dict(zip(columns, parts, strict=False))
-        with contextlib.suppress(ValueError, KeyError):
-            sm = 0.0 if row["sm"] == "-" else float(row["sm"])
-            found[int(row["pid"])] = found.get(int(row["pid"]), 0.0) + sm
-    return found
-
-
 # ------------------------------------------------------------------------------ sampling
 
 
 #: Process name (a service, kafka, opensearch) -> its process ids (instances, nodes).
 Pids = dict[str, tuple[int, ...]]
-
-
-def read_ticks(pids: Sequence[int]) -> int | None:
-    """CPU ticks of ``pids`` together; None when one of them cannot be read (it exited)."""
-    try:
-        return sum(cpu_ticks(Path(f"/proc/{pid}/stat").read_text()) for pid in pids)
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of all CPUs from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
-
-
-class GpuSampler:
-    """Samples ``nvidia-smi pmon`` in a thread (when nvidia-smi exists); mean SM % per pid."""
-
-    def __init__(self) -> None:
-        self.tool = shutil.which("nvidia-smi")
-        self.samples: list[dict[int, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> GpuSampler:
-        if self.tool:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                out = subprocess.run(
-                    [str(self.tool), "pmon", "-c", "1", "-s", "u"],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                    check=False,
-                )
-                self.samples.append(parse_pmon(out.stdout))
-            self._stop.wait(1.0)
-
-    def mean(self, pids: Sequence[int]) -> float | None:
-        """Mean SM % of ``pids`` together over the samples; None without a GPU."""
-        if not self.tool or not pids or not self.samples:
-            return None
-        return sum(s.get(pid, 0.0) for s in self.samples for pid in pids) / len(self.samples)
 
 
 @dataclass

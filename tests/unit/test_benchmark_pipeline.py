@@ -1,5 +1,6 @@
-"""The pure parts of benchmarks/pipeline.py: latency percentiles, lag growth, the bound rule,
-/proc/<pid>/stat and nvidia-smi pmon parsing, variant flags. No brokers."""
+"""The pure parts of benchmarks/pipeline.py (latency percentiles, lag growth, the bound rule,
+variant flags, the --pace max throttle) and of vsa/devstack/usage.py (/proc/<pid>/stat and
+nvidia-smi pmon parsing). No brokers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.unit.bench_loader import load_benchmark
+from vsa.devstack import usage
 
 bp = load_benchmark("pipeline")
 
@@ -78,7 +80,7 @@ def test_throttled_run_names_the_stage_the_frames_wait_for() -> None:
 
 def test_cpu_ticks_from_a_stat_line_with_a_strange_command() -> None:
     line = "4242 (py (thon) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 731 69 0 0 20 0 9 0 5 0"
-    assert bp.cpu_ticks(line) == 731 + 69
+    assert usage.cpu_ticks(line) == 731 + 69
 
 
 def test_parse_pmon_by_its_header() -> None:
@@ -89,7 +91,7 @@ def test_parse_pmon_by_its_header() -> None:
         "    0       1202     C      -      -      -      -      -      -    python \n"
         "    0          -     -      -      -      -      -      -      -    -      \n"
     )
-    assert bp.parse_pmon(text) == {1201: 45.0, 1202: 0.0}
+    assert usage.parse_pmon(text) == {1201: 45.0, 1202: 0.0}
 
 
 def test_variant_flags() -> None:
