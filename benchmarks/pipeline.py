@@ -33,12 +33,13 @@ written):
 
 The bound (:func:`find_bound`): the first service in pipeline order whose input lag grew over the
 window by more than ``max(1, 5 % of its input rate)`` messages/s (it takes less than it is
-given); else, when ``--pace max`` held ingest back, the service with the most seconds of work
-waiting (lag / input rate, at least 3 s: the in-flight window sits in front of the slowest
-stage); else ingest, when it wrote less than 95 % of the offered rate (it cannot decode and
-encode fast enough); else none: the pipeline kept up with what it was offered. A service at or
-near 100 % of one core (Python, one thread doing the work) or a machine near all its cores busy
-backs the verdict up; both are printed.
+given); else, when ``--pace max`` held ingest back for at least 10 % of the window, the service
+with the most seconds of frames waiting for it (lag / input rate: the in-flight window sits in
+front of the slowest stage); else ingest, when it wrote less than 95 % of the offered rate (it
+cannot decode and encode fast enough) or, with ``--pace max``, was hardly ever held; else none:
+the pipeline kept up with what it was offered. A service at or near 100 % of one core (Python,
+one thread doing the work) or a machine near all its cores busy backs the verdict up; both are
+printed.
 
 Baselines in the same run: ingest alone for ``--baseline-s`` (same cameras and pacing, nothing
 downstream; with ``--pace max`` that is ingest's own ceiling on this machine), and each
@@ -77,8 +78,9 @@ STAGES = ("ingest", "detector", "tracker", "captioner", "indexer")
 #: input rate that also counts as noise.
 LAG_SLOPE_MIN = 1.0
 LAG_SLOPE_SHARE = 0.05
-#: Seconds of work waiting in front of a stage from which --pace max calls it the bound.
-BACKLOG_MIN_S = 3.0
+#: --pace max: share of the window ingest was held back from which the pipeline, not ingest,
+#: was the bound (the stage with the most seconds of frames waiting for it).
+HELD_MIN_SHARE = 0.1
 #: Seconds between two looks of the --pace max throttle at the frames in flight.
 THROTTLE_EVERY_S = 0.1
 #: Share of the offered rate below which ingest itself is the bound.
@@ -161,24 +163,25 @@ class StageLoad:
         return float("inf") if self.lag_mean > 0 else 0.0
 
 
-def find_bound(stages: Sequence[StageLoad], offered: float | None, throttled: bool) -> str:
+def find_bound(stages: Sequence[StageLoad], offered: float | None, held: float | None) -> str:
     """Which stage bounded the run and why (see the module docstring): ``"<name>: <reason>"``,
     or ``"none: ..."`` when the pipeline kept up. ``stages`` in pipeline order, ingest first;
-    ``offered`` frames/s the cameras were paced at (None: unpaced); ``throttled``: ingest was
-    held back by the in-flight window (``--pace max``)."""
+    ``offered`` frames/s the cameras were paced at (None: unpaced); ``held``: with ``--pace
+    max``, the share of the window ingest was held back by the in-flight window (None: paced)."""
     for stage in stages[1:]:
         if stage.lag_grows:
             return f"{stage.name}: its lag grew {stage.lag_slope:.1f} msg/s"
-    if throttled:
-        waiting = [s for s in stages[1:] if s.backlog_s >= BACKLOG_MIN_S]
-        if waiting:
-            worst = max(waiting, key=lambda s: s.backlog_s)
-            return f"{worst.name}: {worst.backlog_s:.1f} s of frames waited for it"
+    if held is not None and held >= HELD_MIN_SHARE:
+        worst = max(stages[1:], key=lambda s: s.backlog_s)
+        return (
+            f"{worst.name}: ingest held {held:.0%} of the time, "
+            f"{worst.backlog_s:.1f} s of frames waited for it"
+        )
     ingest = stages[0]
     if offered is not None and ingest.rate < OFFERED_SHARE * offered:
         return f"ingest: wrote {ingest.rate:.1f} of {offered:.1f} frames/s offered"
-    if throttled:
-        return "ingest: nothing waited downstream"
+    if held is not None:
+        return "ingest: the pipeline took every frame it wrote"
     return "none: the pipeline kept up with the cameras"
 
 
@@ -580,7 +583,7 @@ def summarise(
             for topic, v in latencies.seconds.items()
         },
         stages=stages,
-        bound=find_bound(loads, args.offered, throttle is not None),
+        bound=find_bound(loads, args.offered, None if throttle is None else throttle.held_s / span),
         machine_busy=busy,
         throttled_s=throttle.held_s if throttle is not None else 0.0,
     )

@@ -49,18 +49,18 @@ def test_the_first_stage_whose_lag_grows_is_the_bound() -> None:
         stage("captioner", 5.0),
         stage("indexer", 1.0),
     ]
-    assert bp.find_bound(stages, 50.0, throttled=False).startswith("detector:")
+    assert bp.find_bound(stages, 50.0, held=None).startswith("detector:")
 
 
 def test_lag_growth_within_noise_is_not_a_bound() -> None:
     # 1.5 msg/s is below 5 % of 40 msg/s: a tracker committing every 2.8 s looks like that
     stages = [stage("ingest", 40.0), stage("detector", 40.0), stage("tracker", 40.0, 1.5, 60)]
-    assert bp.find_bound(stages, 40.0, throttled=False).startswith("none:")
+    assert bp.find_bound(stages, 40.0, held=None).startswith("none:")
 
 
 def test_ingest_below_the_offered_rate_is_the_bound() -> None:
     stages = [stage("ingest", 31.0), stage("detector", 31.0), stage("tracker", 31.0)]
-    assert bp.find_bound(stages, 40.0, throttled=False).startswith("ingest:")
+    assert bp.find_bound(stages, 40.0, held=None).startswith("ingest:")
 
 
 def test_throttled_run_names_the_stage_the_frames_wait_for() -> None:
@@ -73,9 +73,13 @@ def test_throttled_run_names_the_stage_the_frames_wait_for() -> None:
         stage("captioner", 3.0),
         stage("indexer", 1.0),
     ]
-    assert bp.find_bound(stages, None, throttled=True).startswith("tracker:")
+    assert bp.find_bound(stages, None, held=0.8).startswith("tracker:")
+    # 2.9 s waiting in front of the detector, ingest held 82 % of the window: the detector
+    two = [stage("ingest", 57.6), stage("detector", 59.9, lag_mean=172), stage("tracker", 59.4)]
+    assert bp.find_bound(two, None, held=0.82).startswith("detector:")
+    # ingest hardly ever held: the pipeline took what ingest could write
     quiet = [stage("ingest", 40.0), stage("detector", 40.0, lag_mean=8)]
-    assert bp.find_bound(quiet, None, throttled=True).startswith("ingest:")
+    assert bp.find_bound(quiet, None, held=0.02).startswith("ingest:")
 
 
 def test_cpu_ticks_from_a_stat_line_with_a_strange_command() -> None:
