@@ -98,6 +98,21 @@ class Services:
                     self.procs[name].kill()
 
 
+#: The services' settings for the whole pipeline on one small CPU machine (the demo's 2 cores,
+#: and benchmarks/pipeline.py's CPU run): the INT8 detector on one intra-op thread in batches of
+#: 8 (two threads spinning next to the other services made it 2.4x slower end to end,
+#: BENCHMARKS.md), the captioner's rate limit, the indexer's batches.
+CPU_SERVICE_ENV: dict[str, dict[str, str]] = {
+    "detector": {
+        "VSA_DETECTOR_MODEL": "yolov3-tiny-int8",
+        "VSA_DETECTOR_BACKEND": '{"type": "onnxruntime", "intra_op_num_threads": 1}',
+        "VSA_DETECTOR_MAX_BATCH": "8",
+    },
+    "captioner": {"VSA_CAPTIONER_CAPTIONS_PER_MINUTE": "20"},
+    "indexer": {"VSA_INDEXER_MAX_BATCH": "32", "VSA_INDEXER_MAX_WAIT_MS": "500"},
+}
+
+
 def service_env(kafka: KafkaSettings, opensearch_url: str, state: Path) -> dict[str, str]:
     """Environment for every service: endpoints, topic prefix, index prefix, tuned for 2 cores."""
     env = dict(os.environ)
@@ -112,16 +127,13 @@ def service_env(kafka: KafkaSettings, opensearch_url: str, state: Path) -> dict[
     for service in ("INGEST", "DETECTOR", "TRACKER", "CAPTIONER", "INDEXER"):
         env[f"VSA_{service}_TOPICS__PREFIX"] = PREFIX
         env[f"VSA_{service}_METRICS_PORT"] = "0"
+    for settings in CPU_SERVICE_ENV.values():
+        env.update(settings)
     env.update(
         {
-            "VSA_DETECTOR_MODEL": "yolov3-tiny-int8",
-            "VSA_DETECTOR_MAX_BATCH": "8",
-            "VSA_CAPTIONER_CAPTIONS_PER_MINUTE": "20",
             "VSA_INDEXER_INDEX__PREFIX": INDEX_PREFIX,
             "VSA_SEARCH_INDEX__PREFIX": INDEX_PREFIX,
             "VSA_API_TOPICS__PREFIX": PREFIX,
-            "VSA_INDEXER_MAX_BATCH": "32",
-            "VSA_INDEXER_MAX_WAIT_MS": "500",
         }
     )
     return env

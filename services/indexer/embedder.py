@@ -149,6 +149,18 @@ def ready(embedder: Any, source: Path, device: str, started: float) -> None:
     )
 
 
+def _passive_openmp() -> None:
+    """Let torch's OpenMP threads sleep between parallel regions instead of spinning.
+
+    libgomp's default (OMP_WAIT_POLICY active) keeps every thread busy-waiting after each
+    operator; the indexer embeds a few captions at a time next to other services, so the spin
+    was most of its CPU: 159 ms of CPU per one-caption batch with 2 threads, 17 ms passive (the
+    same vectors), and 256 captions took 1.7 s instead of 6.0 s on a loaded 2-core machine
+    (BENCHMARKS.md, the whole pipeline). Read once, when libgomp loads with torch: this only
+    acts before the process's first torch import, and a value the user set wins."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 class SentenceEmbedder:
     """A sentence-transformers model on one device in fp32, bf16 or fp16; thread-safe,
     batches of ``batch_size``."""
@@ -159,6 +171,7 @@ class SentenceEmbedder:
         if precision == "int8":
             raise ConfigError("int8 embeddings run on ONNX Runtime: use make_embedder()")
         _offline()
+        _passive_openmp()
         import torch
         from sentence_transformers import SentenceTransformer
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from vsa.devstack.pipeline import SERVICES, ServiceProc, terminate_all, wait_for
+
 from .pipeline_harness import (
-    SERVICES,
     SESSION_TIMEOUT_S,
     WATCHED,
     ClipFrame,
@@ -25,12 +26,9 @@ from .pipeline_harness import (
     OwnBroker,
     Pipeline,
     ReadinessWatch,
-    ServiceProc,
     compare,
     missing,
     own_broker,
-    terminate_all,
-    wait_for,
 )
 
 #: Frames per second the feeder produces (both cameras together).

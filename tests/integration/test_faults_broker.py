@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Message
 
+from vsa.devstack.pipeline import STOP_BOUND_S, ServiceProc
 from vsa.runtime.kafka import Output, Producer, ensure_topics
 from vsa.runtime.settings import KafkaSettings, TopicNames, load_settings
 from vsa.runtime.topics import TopicsSettings
@@ -29,14 +30,7 @@ from vsa.schemas import Caption, Detections, FrameMeta, Keyframe
 from vsa.services.ingest.config import CameraSpec, IngestSettings
 from vsa.services.ingest.service import IngestService
 
-from .pipeline_harness import (
-    STOP_BOUND_S,
-    OwnBroker,
-    ReadinessWatch,
-    ServiceProc,
-    codes_between,
-    own_broker,
-)
+from .pipeline_harness import OwnBroker, ReadinessWatch, codes_between, own_broker
 from .test_cli import http_get
 from .test_ingest_live import free_port, wait_for
 

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import pytest
 
+from vsa.devstack.pipeline import SERVICES, STOP_BOUND_S
+
 from .fault_scenarios import LIVE_CAMERA, FaultRun, broker_outage, kill9, undisturbed, zombie
-from .pipeline_harness import SERVICES, STOP_BOUND_S, ClipFrame, clip_frames
+from .pipeline_harness import ClipFrame, clip_frames
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -112,6 +112,19 @@ def test_config_union_is_discriminated_by_type() -> None:
         adapter.validate_python({"type": "openvino"})
 
 
+def test_spinning_is_onnxruntimes_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    from vsa.services.detector.backends.ort_backend import _session_options
+
+    spinning = _session_options(OnnxRuntimeConfig(intra_op_num_threads=2))
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # the default
+        spinning.get_session_config_entry("session.intra_op.allow_spinning")
+    quiet = _session_options(OnnxRuntimeConfig(intra_op_num_threads=2, allow_spinning=False))
+    assert quiet.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    model = _reshape_model(tmp_path / "m.onnx")
+    backend = OnnxRuntimeBackend(model, OnnxRuntimeConfig(allow_spinning=False))
+    assert backend.infer(np.zeros((1, 3, 32, 32), np.float32)).shape[0] == 1
+
+
 def test_torch_is_not_a_standalone_backend(tmp_path: Path) -> None:
     # torch runs only as the service's GPU core (loading.load_service_core); TensorRT's own
     # tests are in test_detector_tensorrt.py.

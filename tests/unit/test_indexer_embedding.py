@@ -388,3 +388,27 @@ def test_int8_vectors_hold_on_a_cpu_without_vnni(tmp_path: Path, captions: list[
     seven, eight = (float((a * b).sum(axis=1).min()) for a, b in zip(here, there, strict=True))
     assert seven > 0.999, seven
     assert eight < 0.998, eight  # the saturating kernel was reached
+
+
+def test_torch_threads_wait_passively_unless_the_user_says_otherwise() -> None:
+    # OMP_WAIT_POLICY only works before libgomp loads, so each case is a fresh process
+    script = (
+        "import os, sys\n"
+        "from vsa.services.indexer.embedder import SentenceEmbedder\n"
+        "from vsa.services.indexer.settings import EmbeddingSettings\n"
+        "assert 'torch' not in sys.modules\n"
+        "SentenceEmbedder(EmbeddingSettings(precision='fp32'))\n"
+        "print(os.environ['OMP_WAIT_POLICY'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for preset, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        run_env = env if preset is None else {**env, "OMP_WAIT_POLICY": preset}
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        assert done.stdout.strip().splitlines()[-1] == expected

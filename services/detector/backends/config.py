@@ -39,6 +39,13 @@ class OnnxRuntimeConfig(_BackendConfig):
         description="Threads running independent operators in parallel; YOLO graphs are "
         "mostly sequential, so 1 avoids oversubscribing the cores.",
     )
+    allow_spinning: bool = Field(
+        True,
+        description="Let the intra-op threads spin (busy-wait) between operators, as ONNX "
+        "Runtime does by default: a little lower latency on cores of their own; on a machine "
+        "shared with other services the spinning burns CPU they need. Only matters with more "
+        "than one intra-op thread.",
+    )
     providers: tuple[str, ...] = Field(
         ("CPUExecutionProvider",),
         min_length=1,

@@ -20,6 +20,8 @@ def _session_options(config: OnnxRuntimeConfig) -> ort.SessionOptions:
     options.inter_op_num_threads = config.inter_op_num_threads
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not config.allow_spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
