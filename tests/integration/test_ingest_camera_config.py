@@ -83,8 +83,11 @@ def test_cameras_start_stop_and_change_with_camera_config(
         )
         assert service.follower.fleet.active["south"] is south  # type: ignore[union-attr]
         put(kafka, settings, config("south", vtest, 2))
-        wait_for(lambda: south is not service.follower.fleet.active.get("south"), 20, "restart")  # type: ignore[union-attr]
-        wait_for(lambda: service.camera_status()["south"].state == "running", 20, "south again")
+        # the old camera leaves the fleet a moment before the new one joins it (a CI run read
+        # camera_status() in between and got a KeyError): wait for the new one itself
+        fleet = service.follower.fleet  # type: ignore[union-attr]
+        wait_for(lambda: fleet.active.get("south") not in (None, south), 20, "restart")
+        wait_for(lambda: running_state(service, "south") == "running", 20, "south again")
         assert 1.2 <= rate(service, "south", 5) <= 2.8
         put(kafka, settings, ("south", None))
         wait_for(lambda: not active(service), 20, "south to stop after its tombstone")
@@ -93,6 +96,12 @@ def test_cameras_start_stop_and_change_with_camera_config(
     for camera_id, count in totals.items():
         seqs = [meta.frame_seq for meta, _ in frames[camera_id]]
         assert seqs == list(range(count)), f"{camera_id}: frame_seq continues across restarts"
+
+
+def running_state(service: IngestService, camera_id: str) -> str | None:
+    """The camera's state, None while it is not in the service's fleet."""
+    status = service.camera_status().get(camera_id)
+    return None if status is None else status.state
 
 
 def one_camera_per_partition(partitions: int) -> list[str]:
