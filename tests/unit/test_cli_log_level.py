@@ -98,3 +98,23 @@ def test_records_go_to_the_stderr_of_the_moment_not_a_closed_one(
     assert errors == []
     assert "second_event" in second.getvalue()
     assert "cam-1" in second.getvalue()
+
+
+def test_metrics_port_in_use_is_one_clear_error() -> None:
+    """A service whose metrics port is taken says which setting moves it (a CI run saw `vsa
+    ingest` end in a bind traceback when another process had the port)."""
+    import socket
+
+    from vsa.runtime.metrics import Health, ServiceMetrics, serve_http
+    from vsa.runtime.settings import ConfigError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError) as caught:
+            serve_http(ServiceMetrics("ingest"), Health(), "127.0.0.1", port)
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "VSA_INGEST_METRICS_PORT=<port>" in message
+    assert "in use" in message

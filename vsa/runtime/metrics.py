@@ -202,7 +202,17 @@ def serve_http(
 ) -> ThreadingHTTPServer:
     """Start the metrics/health server in a daemon thread; port 0 picks a free port."""
     handler = type("Handler", (_Handler,), {"metrics": metrics, "health": health})
-    server = ThreadingHTTPServer((host, port), handler)
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:  # a clear line instead of a bind traceback (port in use, bad host)
+        from vsa.runtime.settings import ConfigError
+
+        prefix = f"VSA_{metrics.service.upper()}_"
+        raise ConfigError(
+            f"cannot serve /metrics and the probes on {host}:{port}: {exc.strerror or exc}. "
+            f"Pick another port with {prefix}METRICS_PORT=<port> (0: any free port) or "
+            f"another address with {prefix}METRICS_HOST"
+        ) from exc
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="vsa-http", daemon=True).start()
     return server
